@@ -1,0 +1,104 @@
+//! matmul GFLOPS on the shapes training and inference use, for every path
+//! this CPU runs, beside the `matrixmultiply` crate and a naive loop measured
+//! in the same run. Criterion's "elem/s" throughput is flop/s here.
+//!
+//! Layouts: `nn` = A·B (forward, x·W), `bt` = A·Bᵀ (d_input = d_out·Wᵀ),
+//! `at` = Aᵀ·B (d_weight = xᵀ·d_out).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ember::matmul::{gemm_on, Dims, Gemm};
+use ember::Isa;
+use std::hint::black_box;
+use std::time::Duration;
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 784, 128),
+    (64, 784, 128),
+    (128, 784, 128),
+    (256, 784, 256),
+    (256, 128, 10),
+    (512, 512, 512),
+];
+
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / 16_777_216.0 - 0.5
+        })
+        .collect()
+}
+
+/// The peer: a naive i-p-j loop over the same layout (the obvious Rust code).
+fn naive(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let (m, k, n) = (g.m, g.k, g.n);
+    c[..m * n].fill(0.0);
+    for i in 0..m {
+        for p in 0..k {
+            let av = if g.trans_a { a[p * m + i] } else { a[i * k + p] };
+            let row = &mut c[i * n..(i + 1) * n];
+            if g.trans_b {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x += av * b[j * k + p];
+                }
+            } else {
+                for (x, bv) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                    *x += av * bv;
+                }
+            }
+        }
+    }
+}
+
+/// The peer: matrixmultiply's sgemm on the same layout, through its strides.
+fn mm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let (m, k, n) = (g.m, g.k, g.n);
+    let (rsa, csa) = if g.trans_a { (1, m as isize) } else { (k as isize, 1) };
+    let (rsb, csb) = if g.trans_b { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: the slices hold m*k, k*n and m*n elements, matching the strides.
+    unsafe {
+        matrixmultiply::sgemm(
+            m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1,
+        )
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    for &(m, k, n) in SHAPES {
+        for (layout, ta, tb) in [("nn", false, false), ("bt", false, true), ("at", true, false)] {
+            let d = Dims::new(m, k, n);
+            let g = Gemm::packed(d, ta, tb, false);
+            let a = data(m * k, 1);
+            let b = data(k * n, 2);
+            let mut out = vec![0.0f32; m * n];
+            let mut group = c.benchmark_group(format!("matmul_{layout}/{m}x{k}x{n}"));
+            group.throughput(Throughput::Elements(d.flops()));
+            if d.flops() > 50_000_000 {
+                group.sample_size(10);
+            }
+            group.warm_up_time(Duration::from_millis(300));
+            group.measurement_time(Duration::from_secs(1));
+            for isa in Isa::available() {
+                if isa == Isa::Scalar && d.flops() > 50_000_000 {
+                    continue; // the reference is a spec, not a contender; naive stands in
+                }
+                group.bench_function(BenchmarkId::new("ember", isa.name()), |bch| {
+                    bch.iter(|| gemm_on(isa, &g, black_box(&a), black_box(&b), &mut out).unwrap())
+                });
+            }
+            group.bench_function("matrixmultiply", |bch| {
+                bch.iter(|| mm(&g, black_box(&a), black_box(&b), &mut out))
+            });
+            group.bench_function("naive", |bch| {
+                bch.iter(|| naive(&g, black_box(&a), black_box(&b), &mut out))
+            });
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

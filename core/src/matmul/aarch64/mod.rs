@@ -1,0 +1,2 @@
+//! aarch64 paths of the f32 products.
+pub(crate) mod neon;

@@ -1,0 +1,326 @@
+//! The one micro-kernel body every vector path shares, written once and
+//! instantiated per ISA by `gemm_body!` inside a `#[target_feature]` context,
+//! so each ISA file only supplies its vector type and seven one-line helpers
+//! (`zero`, `splat`, `load`, `store`, `fma`, `add`, `hsum`).
+//!
+//! Loop nest (BLIS order, without the m-blocking a no-alloc crate cannot
+//! afford): for each NR-wide panel of columns, for each KC-deep block of k,
+//! pack B once (unless it can be read in place), then sweep all 6-row tiles of
+//! A over it. Each element of C is one FMA chain over its KC block, added to C
+//! block by block — the same sequence wherever the tile sits, which is what
+//! makes row-split parallel results bit-identical to serial ones.
+
+macro_rules! gemm_body {
+    ($feat:literal, $V:ty, lanes = $L:expr, vecs = $NV:expr) => {
+        use crate::matmul::pack::pack_b;
+        use crate::matmul::{Gemm, TILE_ROWS as MR};
+        use core::mem::MaybeUninit;
+
+        /// Columns of the micro-kernel tile.
+        pub(crate) const NR: usize = $NV * $L;
+        /// Depth of one packed block: KC x NR floats (16-32 KiB) stay in L1.
+        const KC: usize = 256;
+
+        /// A packed block of B, 64-byte aligned for whole-line loads.
+        #[repr(C, align(64))]
+        struct Panel([MaybeUninit<f32>; KC * NR]);
+
+        /// One micro-tile: where its A rows, B panel and C block start.
+        struct Tile {
+            a: *const f32,
+            rsa: usize,
+            csa: usize,
+            b: *const f32,
+            ldb: usize,
+            c: *mut f32,
+            ldc: usize,
+            kc: usize,
+            nr: usize,
+            acc: bool,
+        }
+
+        /// `C (+)= op(A)·op(B)`.
+        ///
+        /// # Safety
+        /// The CPU supports the features above, and `g.check(a.len(), b.len(),
+        /// c.len())` has passed.
+        ///
+        /// `few_rows` says the whole product (before any row split) has at
+        /// most `2 * MR` rows: such products read B in place, and `A·Bᵀ` ones
+        /// take dot products along k instead of packing B.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], few_rows: bool) {
+            debug_assert!(g.check(a.len(), b.len(), c.len()).is_ok());
+            let (m, k, n) = (g.m, g.k, g.n);
+            if m == 0 || n == 0 {
+                return;
+            }
+            if k == 0 {
+                if !g.accumulate {
+                    for i in 0..m {
+                        c[i * g.ldc..i * g.ldc + n].fill(0.0);
+                    }
+                }
+                return;
+            }
+            let (rsa, csa, rsb, csb) = g.strides();
+            if few_rows && g.trans_b {
+                // SAFETY: forwarded contract.
+                unsafe { dots(g, a, b, c) };
+                return;
+            }
+            let mut j0 = 0;
+            if m == 1 && csb == 1 {
+                // One row of A: stream whole rows of B through a wide accumulator.
+                while j0 + ROW_W <= n {
+                    // SAFETY: j0 + ROW_W <= n: the row's columns lie in B and C (contract).
+                    unsafe { row_kernel(g, a, b, c, j0) };
+                    j0 += ROW_W;
+                }
+            }
+            let mut panel = Panel([MaybeUninit::uninit(); KC * NR]);
+            // Few rows of A: reading B in place beats packing it.
+            let direct = csb == 1 && few_rows;
+            while j0 < n {
+                let nr = (n - j0).min(NR);
+                let mut p0 = 0;
+                while p0 < k {
+                    let kc = (k - p0).min(KC);
+                    let (bp, ldb) = if direct && nr == NR {
+                        // SAFETY: p0 < k and j0 + NR <= n, so the offset lies in B (Gemm::check).
+                        (unsafe { b.as_ptr().add(p0 * rsb + j0) }, rsb)
+                    } else {
+                        pack_b(b, rsb, csb, p0, j0, kc, nr, NR, &mut panel.0);
+                        (panel.0.as_ptr().cast::<f32>(), NR)
+                    };
+                    let mut i0 = 0;
+                    while i0 < m {
+                        let t = Tile {
+                            // SAFETY: i0 < m and p0 < k: the offset lies in A (Gemm::check).
+                            a: unsafe { a.as_ptr().add(i0 * rsa + p0 * csa) },
+                            rsa,
+                            csa,
+                            b: bp,
+                            ldb,
+                            // SAFETY: i0 < m and j0 < n: the offset lies in C (Gemm::check).
+                            c: unsafe { c.as_mut_ptr().add(i0 * g.ldc + j0) },
+                            ldc: g.ldc,
+                            kc,
+                            nr,
+                            acc: g.accumulate || p0 > 0,
+                        };
+                        // SAFETY (all arms): the tile's rows, kc x NR panel and
+                        // r x nr block of C were bounded just above.
+                        match (m - i0).min(MR) {
+                            1 => unsafe { kernel_1(&t) },
+                            2 => unsafe { kernel::<2>(&t) },
+                            3 => unsafe { kernel::<3>(&t) },
+                            4 => unsafe { kernel::<4>(&t) },
+                            5 => unsafe { kernel::<5>(&t) },
+                            _ => unsafe { kernel::<6>(&t) },
+                        }
+                        i0 += MR;
+                    }
+                    p0 += kc;
+                }
+                j0 += NR;
+            }
+        }
+
+        /// Columns one pass of [`row_kernel`] covers: 8 accumulators.
+        const ROW_W: usize = 8 * $L;
+
+        /// `C[0, j0..j0+ROW_W] (+)= A[0, :] · B[:, j0..j0+ROW_W]`, B read row by row.
+        ///
+        /// # Safety
+        /// As [`gemm`], with m = 1, B not transposed and `j0 + ROW_W <= n`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn row_kernel(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], j0: usize) {
+            let (_, csa, rsb, _) = g.strides();
+            let mut acc = [zero(); 8];
+            for p in 0..g.k {
+                let av = splat(a[p * csa]);
+                for (v, x) in acc.iter_mut().enumerate() {
+                    // SAFETY: p < k and j0 + v*L + L <= j0 + ROW_W <= n: inside B (contract).
+                    let bx = unsafe { load(b.as_ptr().add(p * rsb + j0 + v * $L)) };
+                    *x = fma(av, bx, *x);
+                }
+            }
+            for (v, x) in acc.iter().enumerate() {
+                // SAFETY: row 0, columns j0 + v*L .. + L <= n: inside C (contract).
+                let p = unsafe { c.as_mut_ptr().add(j0 + v * $L) };
+                // SAFETY: as p.
+                let y = if g.accumulate { add(unsafe { load(p) }, *x) } else { *x };
+                // SAFETY: as p.
+                unsafe { store(p, y) };
+            }
+        }
+
+        /// `C (+)= A·Bᵀ` as dot products along k: both operands are contiguous
+        /// in k, so nothing is packed. Four rows of B share each load of A.
+        ///
+        /// # Safety
+        /// As [`gemm`], with B transposed.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn dots(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+            let (rsa, csa, rsb, csb) = g.strides();
+            let k = g.k;
+            let full = k - k % $L;
+            for i in 0..g.m {
+                // A row i is contiguous when A is not transposed; else gather it.
+                let mut j = 0;
+                while j < g.n {
+                    let q = (g.n - j).min(4);
+                    let mut acc = [zero(); 4];
+                    let mut p = 0;
+                    while p < full {
+                        let av = if csa == 1 {
+                            // SAFETY: p + L <= k: inside A's row i (contract).
+                            unsafe { load(a.as_ptr().add(i * rsa + p)) }
+                        } else {
+                            let mut t = [0.0f32; $L];
+                            for (l, x) in t.iter_mut().enumerate() {
+                                *x = a[i * rsa + (p + l) * csa];
+                            }
+                            // SAFETY: t holds L floats.
+                            unsafe { load(t.as_ptr()) }
+                        };
+                        for (r, x) in acc.iter_mut().take(q).enumerate() {
+                            // SAFETY: j + r < n, p + L <= k: inside B's row j + r (rsb = 1).
+                            let bx = unsafe { load(b.as_ptr().add((j + r) * csb + p * rsb)) };
+                            *x = fma(av, bx, *x);
+                        }
+                        p += $L;
+                    }
+                    if p < k {
+                        // The last partial chunk, zero-padded through a small buffer.
+                        let mut t = [0.0f32; $L];
+                        for (l, x) in t.iter_mut().take(k - p).enumerate() {
+                            *x = a[i * rsa + (p + l) * csa];
+                        }
+                        // SAFETY: t holds L floats.
+                        let av = unsafe { load(t.as_ptr()) };
+                        for (r, x) in acc.iter_mut().take(q).enumerate() {
+                            let mut u = [0.0f32; $L];
+                            for (l, y) in u.iter_mut().take(k - p).enumerate() {
+                                *y = b[(j + r) * csb + (p + l) * rsb];
+                            }
+                            // SAFETY: u holds L floats.
+                            *x = fma(av, unsafe { load(u.as_ptr()) }, *x);
+                        }
+                    }
+                    for (r, x) in acc.iter().take(q).enumerate() {
+                        let s = hsum(*x);
+                        let out = &mut c[i * g.ldc + j + r];
+                        *out = if g.accumulate { *out + s } else { s };
+                    }
+                    j += 4;
+                }
+            }
+        }
+
+        /// An `R x NR` tile: one FMA chain per element.
+        ///
+        /// # Safety
+        /// `t` addresses R rows of A over kc, a kc x NR panel of B and an
+        /// R x nr block of C, all in bounds.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn kernel<const R: usize>(t: &Tile) {
+            let mut acc = [[zero(); $NV]; R];
+            for p in 0..t.kc {
+                let mut bv = [zero(); $NV];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    // SAFETY: p < kc, v * LANES < NR: inside the panel (contract).
+                    *x = unsafe { load(t.b.add(p * t.ldb + v * $L)) };
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: r < R, p < kc: inside A (contract).
+                    let av = splat(unsafe { *t.a.add(r * t.rsa + p * t.csa) });
+                    for (x, bx) in row.iter_mut().zip(bv) {
+                        *x = fma(av, bx, *x);
+                    }
+                }
+            }
+            // SAFETY: forwarded contract.
+            unsafe { store_tile::<R>(t, &acc) }
+        }
+
+        /// A single row: four interleaved chains over k hide the FMA latency
+        /// that one row's few accumulators would otherwise stall on.
+        ///
+        /// # Safety
+        /// As [`kernel`] with R = 1.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn kernel_1(t: &Tile) {
+            let mut acc = [[zero(); $NV]; 4];
+            let mut p = 0;
+            while p + 4 <= t.kc {
+                for (q, chain) in acc.iter_mut().enumerate() {
+                    // SAFETY: p + q < kc: inside A and the panel (contract).
+                    let av = splat(unsafe { *t.a.add((p + q) * t.csa) });
+                    for (v, x) in chain.iter_mut().enumerate() {
+                        // SAFETY: as above, v * LANES < NR.
+                        let bx = unsafe { load(t.b.add((p + q) * t.ldb + v * $L)) };
+                        *x = fma(av, bx, *x);
+                    }
+                }
+                p += 4;
+            }
+            while p < t.kc {
+                // SAFETY: p < kc.
+                let av = splat(unsafe { *t.a.add(p * t.csa) });
+                for (v, x) in acc[0].iter_mut().enumerate() {
+                    // SAFETY: p < kc, v * LANES < NR.
+                    let bx = unsafe { load(t.b.add(p * t.ldb + v * $L)) };
+                    *x = fma(av, bx, *x);
+                }
+                p += 1;
+            }
+            let mut sum = [zero(); $NV];
+            for (v, s) in sum.iter_mut().enumerate() {
+                *s = add(add(acc[0][v], acc[1][v]), add(acc[2][v], acc[3][v]));
+            }
+            // SAFETY: forwarded contract.
+            unsafe { store_tile::<1>(t, &[sum]) }
+        }
+
+        /// Writes (or adds) an `R x NR` accumulator block into C, clipped to nr columns.
+        ///
+        /// # Safety
+        /// The R x nr block of C at `t.c` is in bounds.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn store_tile<const R: usize>(t: &Tile, acc: &[[$V; $NV]; R]) {
+            if t.nr == NR {
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, x) in row.iter().enumerate() {
+                        // SAFETY: r < R, v * LANES + LANES <= NR = nr: inside C's block.
+                        let p = unsafe { t.c.add(r * t.ldc + v * $L) };
+                        // SAFETY: same element range as p.
+                        let y = if t.acc { add(unsafe { load(p) }, *x) } else { *x };
+                        // SAFETY: same element range as p.
+                        unsafe { store(p, y) };
+                    }
+                }
+            } else {
+                let mut tmp = [0.0f32; NR];
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, x) in row.iter().enumerate() {
+                        // SAFETY: tmp holds NR floats.
+                        unsafe { store(tmp.as_mut_ptr().add(v * $L), *x) };
+                    }
+                    for (j, s) in tmp.iter().take(t.nr).enumerate() {
+                        // SAFETY: r < R, j < nr: inside C's block.
+                        let p = unsafe { t.c.add(r * t.ldc + j) };
+                        // SAFETY: p is in bounds (above) and no other reference to C is live.
+                        unsafe { *p = if t.acc { *p + *s } else { *s } };
+                    }
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,214 @@
+//! Optimizers over parameter groups: SGD with momentum and weight decay
+//! (PyTorch's `torch.optim.SGD`), and AdamW (`torch.optim.AdamW`).
+//!
+//! A [`ParamGroup`] is a range of the flat parameter vector with its own
+//! learning rate and a frozen flag — what freezing layers and discriminative
+//! learning rates stand on. A frozen group is skipped entirely: its
+//! parameters and its optimizer state stay bit-identical.
+#![forbid(unsafe_code)]
+
+use core::ops::Range;
+
+use crate::{Error, MAX_LAYERS};
+
+/// The most parameter groups one optimizer tracks.
+pub const MAX_GROUPS: usize = 2 * MAX_LAYERS;
+
+/// A slice of the parameters trained together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamGroup {
+    /// Which parameters (indices into the flat vector).
+    pub params: Range<usize>,
+    /// This group's learning rate.
+    pub lr: f32,
+    /// Frozen: no update, no state change.
+    pub frozen: bool,
+}
+
+/// The update rule and its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// `g += wd·p; v = μ·v + g; p −= lr·v` (PyTorch SGD, dampening 0, not Nesterov).
+    Sgd {
+        /// μ in [0, 1).
+        momentum: f32,
+        /// L2 weight decay, added to the gradient.
+        weight_decay: f32,
+    },
+    /// Adam with decoupled weight decay: `p −= lr·wd·p`, then the Adam step
+    /// with bias-corrected moments.
+    AdamW {
+        /// β1 in [0, 1).
+        beta1: f32,
+        /// β2 in [0, 1).
+        beta2: f32,
+        /// ε > 0, added to √v̂.
+        eps: f32,
+        /// Decoupled weight decay.
+        weight_decay: f32,
+    },
+}
+
+/// An optimizer: a rule plus per-group step counts. Its per-parameter state
+/// (momentum, or Adam's two moments) lives in a caller-provided buffer of
+/// [`Optimizer::state_len`] elements, zeroed before the first step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimizer {
+    rule: Rule,
+    steps: [u32; MAX_GROUPS],
+}
+
+fn unit(x: f32) -> bool {
+    (0.0..1.0).contains(&x)
+}
+
+impl Optimizer {
+    /// An optimizer with this rule.
+    ///
+    /// # Errors
+    /// [`Error::BadHyperParameter`] for a momentum or β outside [0, 1), a
+    /// negative or non-finite weight decay, or ε ≤ 0.
+    pub fn new(rule: Rule) -> Result<Self, Error> {
+        let ok = match rule {
+            Rule::Sgd {
+                momentum,
+                weight_decay,
+            } => unit(momentum) && weight_decay >= 0.0 && weight_decay.is_finite(),
+            Rule::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                unit(beta1)
+                    && unit(beta2)
+                    && eps > 0.0
+                    && eps.is_finite()
+                    && weight_decay >= 0.0
+                    && weight_decay.is_finite()
+            }
+        };
+        if !ok {
+            return Err(Error::BadHyperParameter);
+        }
+        Ok(Optimizer {
+            rule,
+            steps: [0; MAX_GROUPS],
+        })
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> Rule {
+        self.rule
+    }
+
+    /// State elements needed for `params` parameters (1× for SGD, 2× for AdamW).
+    pub fn state_len(&self, params: usize) -> usize {
+        match self.rule {
+            Rule::Sgd { .. } => params,
+            Rule::AdamW { .. } => 2 * params,
+        }
+    }
+
+    /// Sets SGD's momentum or AdamW's β1 (a one-cycle schedule moves it).
+    ///
+    /// # Errors
+    /// [`Error::BadHyperParameter`] outside [0, 1).
+    pub fn set_momentum(&mut self, m: f32) -> Result<(), Error> {
+        if !unit(m) {
+            return Err(Error::BadHyperParameter);
+        }
+        match &mut self.rule {
+            Rule::Sgd { momentum, .. } => *momentum = m,
+            Rule::AdamW { beta1, .. } => *beta1 = m,
+        }
+        Ok(())
+    }
+
+    /// One update of every group that is not frozen.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `grads` or `state` do not fit `params`,
+    /// [`Error::BufferTooSmall`] for a group outside the parameters or more
+    /// than [`MAX_GROUPS`] groups, [`Error::BadHyperParameter`] for a
+    /// negative or non-finite learning rate. Nothing is updated then.
+    pub fn step(
+        &mut self,
+        params: &mut [f32],
+        grads: &[f32],
+        state: &mut [f32],
+        groups: &[ParamGroup],
+    ) -> Result<(), Error> {
+        let n = params.len();
+        if grads.len() != n {
+            return Err(Error::ShapeMismatch {
+                expected: n,
+                got: grads.len(),
+            });
+        }
+        if state.len() != self.state_len(n) {
+            return Err(Error::ShapeMismatch {
+                expected: self.state_len(n),
+                got: state.len(),
+            });
+        }
+        if groups.len() > MAX_GROUPS {
+            return Err(Error::BufferTooSmall {
+                needed: groups.len(),
+                got: MAX_GROUPS,
+            });
+        }
+        for g in groups {
+            if g.params.start > g.params.end || g.params.end > n {
+                return Err(Error::BufferTooSmall {
+                    needed: g.params.end,
+                    got: n,
+                });
+            }
+            if !(g.lr >= 0.0 && g.lr.is_finite()) {
+                return Err(Error::BadHyperParameter);
+            }
+        }
+        let (s1, s2) = state.split_at_mut(n.min(state.len()));
+        for (gi, g) in groups.iter().enumerate() {
+            if g.frozen {
+                continue;
+            }
+            self.steps[gi] = self.steps[gi].saturating_add(1);
+            let r = g.params.clone();
+            let (p, gr) = (&mut params[r.clone()], &grads[r.clone()]);
+            match self.rule {
+                Rule::Sgd {
+                    momentum,
+                    weight_decay,
+                } => {
+                    for ((p, &gr), v) in p.iter_mut().zip(gr).zip(&mut s1[r]) {
+                        let d = gr + weight_decay * *p;
+                        *v = momentum * *v + d;
+                        *p -= g.lr * *v;
+                    }
+                }
+                Rule::AdamW {
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                } => {
+                    let t = self.steps[gi] as f32;
+                    let c1 = 1.0 - libm::powf(beta1, t);
+                    let c2 = 1.0 - libm::powf(beta2, t);
+                    let (m, v) = (&mut s1[r.clone()], &mut s2[r]);
+                    for (((p, &gr), m), v) in p.iter_mut().zip(gr).zip(m).zip(v) {
+                        *p -= g.lr * weight_decay * *p;
+                        *m = beta1 * *m + (1.0 - beta1) * gr;
+                        *v = beta2 * *v + (1.0 - beta2) * gr * gr;
+                        let m_hat = *m / c1;
+                        let v_hat = *v / c2;
+                        *p -= g.lr * m_hat / (libm::sqrtf(v_hat) + eps);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

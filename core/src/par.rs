@@ -1,0 +1,44 @@
+//! Fork-join parallelism without threads of our own.
+//!
+//! The core has no threads and no allocator; a caller that has them (the host,
+//! with rayon) implements [`Parallel`] and the kernels split their work with
+//! it. Every split is over independent output rows, each computed exactly as
+//! it would be serially, so results do not depend on the thread count.
+
+/// A fork-join executor.
+pub trait Parallel: Sync {
+    /// How many workers can usefully run at once (1 for serial execution).
+    fn threads(&self) -> usize;
+    /// Runs `a` and `b`, possibly at the same time, and returns when both are done.
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send));
+}
+
+/// Runs everything on the calling thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Serial;
+
+impl Parallel for Serial {
+    fn threads(&self) -> usize {
+        1
+    }
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
+        a();
+        b();
+    }
+}
+
+/// Splits `rows` rows between `parts / 2` and the remaining workers: returns
+/// the row count of the first share, a multiple of `grain` (0 when the rows
+/// cannot be split).
+pub(crate) fn split_rows(rows: usize, parts: usize, grain: usize) -> usize {
+    if parts < 2 || rows <= grain || grain == 0 {
+        return 0;
+    }
+    let share = rows.saturating_mul(parts / 2).div_ceil(parts);
+    let first = share.div_ceil(grain).saturating_mul(grain);
+    if first >= rows {
+        0
+    } else {
+        first
+    }
+}

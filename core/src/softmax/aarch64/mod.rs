@@ -1,0 +1,2 @@
+//! aarch64 paths of the row functions.
+pub(crate) mod neon;

@@ -1,0 +1,1 @@
+//! ember on the desktop.
