@@ -214,15 +214,19 @@ impl Mlp {
             let d_out = &cur[..batch * layer.out_dim];
             let (gw, gb) = grads.split_at_mut(b.start);
             let want_input = l > lowest;
-            let d_input = &mut next[..batch * layer.in_dim];
+            let mut d_input = if want_input {
+                Some(&mut next[..batch * layer.in_dim])
+            } else {
+                None
+            };
             let g = DenseGrads {
                 d_weight: (!frozen[l]).then_some(&mut gw[w.clone()]),
                 d_bias: (!frozen[l]).then_some(&mut gb[..b.len()]),
-                d_input: want_input.then_some(&mut *d_input),
+                d_input: d_input.as_deref_mut(),
             };
             layer.backward(par, input, &params[w], d_out, g, batch)?;
-            if want_input {
-                relu_backward(input, d_input)?;
+            if let Some(d) = d_input {
+                relu_backward(input, d)?;
                 core::mem::swap(&mut cur, &mut next);
             }
         }
