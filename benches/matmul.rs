@@ -38,7 +38,11 @@ fn naive(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     c[..m * n].fill(0.0);
     for i in 0..m {
         for p in 0..k {
-            let av = if g.trans_a { a[p * m + i] } else { a[i * k + p] };
+            let av = if g.trans_a {
+                a[p * m + i]
+            } else {
+                a[i * k + p]
+            };
             let row = &mut c[i * n..(i + 1) * n];
             if g.trans_b {
                 for (j, x) in row.iter_mut().enumerate() {
@@ -56,19 +60,44 @@ fn naive(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
 /// The peer: matrixmultiply's sgemm on the same layout, through its strides.
 fn mm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     let (m, k, n) = (g.m, g.k, g.n);
-    let (rsa, csa) = if g.trans_a { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if g.trans_b { (1, k as isize) } else { (n as isize, 1) };
+    let (rsa, csa) = if g.trans_a {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rsb, csb) = if g.trans_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
     // SAFETY: the slices hold m*k, k*n and m*n elements, matching the strides.
     unsafe {
         matrixmultiply::sgemm(
-            m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1,
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
         )
     }
 }
 
 fn bench(c: &mut Criterion) {
     for &(m, k, n) in SHAPES {
-        for (layout, ta, tb) in [("nn", false, false), ("bt", false, true), ("at", true, false)] {
+        for (layout, ta, tb) in [
+            ("nn", false, false),
+            ("bt", false, true),
+            ("at", true, false),
+        ] {
             let d = Dims::new(m, k, n);
             let g = Gemm::packed(d, ta, tb, false);
             let a = data(m * k, 1);

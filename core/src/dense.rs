@@ -74,7 +74,13 @@ impl Dense {
         for row in y.chunks_exact_mut(o.max(1)) {
             row.copy_from_slice(b);
         }
-        gemm_par(par, &Gemm::packed(Dims::new(batch, i, o), false, false, true), x, w, y)
+        gemm_par(
+            par,
+            &Gemm::packed(Dims::new(batch, i, o), false, false, true),
+            x,
+            w,
+            y,
+        )
     }
 
     /// Gradients of a loss with respect to W, b and x, given `d_out` = ∂loss/∂y:
@@ -107,7 +113,13 @@ impl Dense {
             len_is(g, batch * i)?;
         }
         if let Some(dw) = grads.d_weight {
-            gemm_par(par, &Gemm::packed(Dims::new(i, batch, o), true, false, false), x, d_out, dw)?;
+            gemm_par(
+                par,
+                &Gemm::packed(Dims::new(i, batch, o), true, false, false),
+                x,
+                d_out,
+                dw,
+            )?;
         }
         if let Some(db) = grads.d_bias {
             db.fill(0.0);
@@ -118,7 +130,13 @@ impl Dense {
             }
         }
         if let Some(dx) = grads.d_input {
-            gemm_par(par, &Gemm::packed(Dims::new(batch, o, i), false, true, false), d_out, w, dx)?;
+            gemm_par(
+                par,
+                &Gemm::packed(Dims::new(batch, o, i), false, true, false),
+                d_out,
+                w,
+                dx,
+            )?;
         }
         Ok(())
     }

@@ -8,24 +8,26 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(feature = "std")] extern crate std;
+#[cfg(feature = "std")]
+extern crate std;
 
 pub mod activation;
 mod buffer;
+pub mod crc32;
 pub mod dense;
 mod error;
 pub mod init;
 pub mod isa;
-pub mod matmul;
 pub mod loss;
+pub mod matmul;
 pub mod mlp;
 pub mod optim;
 pub mod par;
 pub mod softmax;
 
 pub use buffer::{Buffer, F32Buffer, I32Buffer, I8Buffer, Matrix};
-pub use error::Error;
 pub use dense::Dense;
+pub use error::Error;
 pub use isa::Isa;
 pub use mlp::Mlp;
 pub use optim::{Optimizer, ParamGroup, Rule};

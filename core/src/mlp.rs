@@ -155,7 +155,8 @@ impl Mlp {
             } else {
                 &before[self.act_range(l - 1, batch)]
             };
-            self.layer(l).forward(par, input, &params[w], &params[b], out, batch)?;
+            self.layer(l)
+                .forward(par, input, &params[w], &params[b], out, batch)?;
             if l + 1 < self.layers() {
                 relu_forward(out);
             }

@@ -64,7 +64,10 @@ fn fd(f: &dyn Fn(&[f64]) -> f64, p: &[f64], k: usize) -> f64 {
 
 fn assert_grad(got: f32, want: f64, what: &str) {
     let err = (got as f64 - want).abs();
-    assert!(err <= 1e-3 * want.abs().max(1e-2), "{what}: got {got}, finite difference {want}");
+    assert!(
+        err <= 1e-3 * want.abs().max(1e-2),
+        "{what}: got {got}, finite difference {want}"
+    );
 }
 
 #[test]
@@ -91,12 +94,20 @@ fn dense_backward_matches_finite_differences() {
             &x,
             &w,
             &up,
-            DenseGrads { d_weight: Some(&mut dw), d_bias: Some(&mut db), d_input: Some(&mut dx) },
+            DenseGrads {
+                d_weight: Some(&mut dw),
+                d_bias: Some(&mut db),
+                d_input: Some(&mut dx),
+            },
             batch,
         )
         .unwrap();
     let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
-        dense64(x, w, b, batch, i, o).iter().zip(&up64).map(|(a, u)| a * u).sum()
+        dense64(x, w, b, batch, i, o)
+            .iter()
+            .zip(&up64)
+            .map(|(a, u)| a * u)
+            .sum()
     };
     for k in 0..w.len() {
         assert_grad(dw[k], fd(&|p| loss(&x64, p, &b64), &w64, k), "d_weight");
@@ -164,15 +175,23 @@ fn losses_against_hand_values() {
     assert!(bce_with_logits(&[100.0], &[1.0], None).unwrap() < 1e-30);
     assert!((bce_with_logits(&[-100.0], &[1.0], None).unwrap() - 100.0).abs() < 1e-4);
     // Edge cases: empty batch, bad label, mismatched lengths.
-    assert_eq!(cross_entropy(&[], &[], 0, 3, None), Err(Error::BadDimension));
+    assert_eq!(
+        cross_entropy(&[], &[], 0, 3, None),
+        Err(Error::BadDimension)
+    );
     assert_eq!(
         cross_entropy(&[0.0; 3], &[3], 1, 3, None),
-        Err(Error::LabelOutOfRange { label: 3, classes: 3 })
+        Err(Error::LabelOutOfRange {
+            label: 3,
+            classes: 3
+        })
     );
     assert!(cross_entropy(&[0.0; 3], &[0, 1], 1, 3, None).is_err());
     assert!(bce_with_logits(&[], &[], None).is_err());
     // A NaN logit makes its row's loss NaN, as in PyTorch.
-    assert!(cross_entropy(&[f32::NAN, 0.0], &[1], 1, 2, None).unwrap().is_nan());
+    assert!(cross_entropy(&[f32::NAN, 0.0], &[1], 1, 2, None)
+        .unwrap()
+        .is_nan());
 }
 
 #[test]
@@ -194,7 +213,18 @@ fn mlp_backward_matches_finite_differences() {
     cross_entropy(mlp.logits(&acts, batch), &t, batch, 3, Some(&mut d)).unwrap();
     let mut grads = vec![f32::NAN; mlp.param_len()];
     let mut scratch = vec![0.0; mlp.scratch_len(batch)];
-    mlp.backward(&Serial, &params, &x, &acts, &d, &mut grads, &mut scratch, batch, &[false; 3]).unwrap();
+    mlp.backward(
+        &Serial,
+        &params,
+        &x,
+        &acts,
+        &d,
+        &mut grads,
+        &mut scratch,
+        batch,
+        &[false; 3],
+    )
+    .unwrap();
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
     let loss = |p: &[f64]| ce64(&mlp64(&widths, p, &x64, batch), &t, 3);
@@ -203,7 +233,18 @@ fn mlp_backward_matches_finite_differences() {
     }
     // Frozen first layer: its gradient is left untouched, the rest is unchanged.
     let mut g2 = vec![f32::NAN; mlp.param_len()];
-    mlp.backward(&Serial, &params, &x, &acts, &d, &mut g2, &mut scratch, batch, &[true, false, false]).unwrap();
+    mlp.backward(
+        &Serial,
+        &params,
+        &x,
+        &acts,
+        &d,
+        &mut g2,
+        &mut scratch,
+        batch,
+        &[true, false, false],
+    )
+    .unwrap();
     let (w0, b0) = mlp.layer_params(0);
     assert!(g2[w0.start..b0.end].iter().all(|v| v.is_nan()));
     assert_eq!(&g2[b0.end..], &grads[b0.end..]);
@@ -214,10 +255,18 @@ fn sgd_momentum_weight_decay_matches_independent_computation() {
     let p0 = [0.5f32, -1.0, 2.0];
     let grads = [[0.1f32, 0.2, -0.3], [0.05, -0.1, 0.2], [0.0, 0.3, 0.1]];
     let (lr, mu, wd) = (0.1f32, 0.9f32, 0.01f32);
-    let mut opt = Optimizer::new(Rule::Sgd { momentum: mu, weight_decay: wd }).unwrap();
+    let mut opt = Optimizer::new(Rule::Sgd {
+        momentum: mu,
+        weight_decay: wd,
+    })
+    .unwrap();
     let mut p = p0;
     let mut state = [0.0; 3];
-    let groups = [ParamGroup { params: 0..3, lr, frozen: false }];
+    let groups = [ParamGroup {
+        params: 0..3,
+        lr,
+        frozen: false,
+    }];
     // Independent f64 model: PyTorch's SGD (buf = g at step 1, then μ·buf + g).
     let mut q: Vec<f64> = p0.iter().map(|&v| v as f64).collect();
     let mut buf = [0.0f64; 3];
@@ -230,7 +279,12 @@ fn sgd_momentum_weight_decay_matches_independent_computation() {
         }
     }
     for k in 0..3 {
-        assert!((p[k] as f64 - q[k]).abs() < 1e-6, "{k}: {} vs {}", p[k], q[k]);
+        assert!(
+            (p[k] as f64 - q[k]).abs() < 1e-6,
+            "{k}: {} vs {}",
+            p[k],
+            q[k]
+        );
     }
     // Golden values of the same three steps from tests/golden/sgd_step.py
     // (plain Python following torch.optim.SGD's documented update).
@@ -245,10 +299,20 @@ fn adamw_matches_independent_computation() {
     let p0 = [0.5f32, -1.0];
     let grads = [[0.1f32, -0.2], [0.3, 0.1]];
     let (lr, b1, b2, eps, wd) = (0.01f32, 0.9f32, 0.999f32, 1e-8f32, 0.1f32);
-    let mut opt = Optimizer::new(Rule::AdamW { beta1: b1, beta2: b2, eps, weight_decay: wd }).unwrap();
+    let mut opt = Optimizer::new(Rule::AdamW {
+        beta1: b1,
+        beta2: b2,
+        eps,
+        weight_decay: wd,
+    })
+    .unwrap();
     let mut p = p0;
     let mut state = [0.0; 4];
-    let groups = [ParamGroup { params: 0..2, lr, frozen: false }];
+    let groups = [ParamGroup {
+        params: 0..2,
+        lr,
+        frozen: false,
+    }];
     let mut q: Vec<f64> = p0.iter().map(|&v| v as f64).collect();
     let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
     for (s, g) in grads.iter().enumerate() {
@@ -271,15 +335,31 @@ fn adamw_matches_independent_computation() {
 
 #[test]
 fn frozen_groups_stay_bit_identical_and_lrs_are_per_group() {
-    let mut opt = Optimizer::new(Rule::Sgd { momentum: 0.9, weight_decay: 0.0 }).unwrap();
+    let mut opt = Optimizer::new(Rule::Sgd {
+        momentum: 0.9,
+        weight_decay: 0.0,
+    })
+    .unwrap();
     let mut p = [1.0f32, 1.0, 1.0, 1.0];
     let before = p;
     let g = [1.0f32; 4];
     let mut state = [0.0; 4];
     let groups = [
-        ParamGroup { params: 0..2, lr: 0.5, frozen: true },
-        ParamGroup { params: 2..3, lr: 0.1, frozen: false },
-        ParamGroup { params: 3..4, lr: 0.01, frozen: false },
+        ParamGroup {
+            params: 0..2,
+            lr: 0.5,
+            frozen: true,
+        },
+        ParamGroup {
+            params: 2..3,
+            lr: 0.1,
+            frozen: false,
+        },
+        ParamGroup {
+            params: 3..4,
+            lr: 0.01,
+            frozen: false,
+        },
     ];
     for _ in 0..3 {
         opt.step(&mut p, &g, &mut state, &groups).unwrap();
@@ -291,10 +371,28 @@ fn frozen_groups_stay_bit_identical_and_lrs_are_per_group() {
     assert!((p[2] - (1.0 - 0.1 * 5.61)).abs() < 1e-6);
     assert!((p[3] - (1.0 - 0.01 * 5.61)).abs() < 1e-6);
     // Bad hyper-parameters and groups are refused before anything changes.
-    let bad = [ParamGroup { params: 0..5, lr: 0.1, frozen: false }];
+    let bad = [ParamGroup {
+        params: 0..5,
+        lr: 0.1,
+        frozen: false,
+    }];
     assert!(opt.step(&mut p, &g, &mut state, &bad).is_err());
-    let nan = [ParamGroup { params: 0..1, lr: f32::NAN, frozen: false }];
+    let nan = [ParamGroup {
+        params: 0..1,
+        lr: f32::NAN,
+        frozen: false,
+    }];
     assert!(opt.step(&mut p, &g, &mut state, &nan).is_err());
-    assert!(Optimizer::new(Rule::Sgd { momentum: 1.0, weight_decay: 0.0 }).is_err());
-    assert!(Optimizer::new(Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 0.0, weight_decay: 0.0 }).is_err());
+    assert!(Optimizer::new(Rule::Sgd {
+        momentum: 1.0,
+        weight_decay: 0.0
+    })
+    .is_err());
+    assert!(Optimizer::new(Rule::AdamW {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 0.0,
+        weight_decay: 0.0
+    })
+    .is_err());
 }

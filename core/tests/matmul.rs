@@ -13,7 +13,10 @@ fn abs_product(g: &Gemm, a: &[f32], b: &[f32]) -> Vec<f32> {
     let aa: Vec<f32> = a.iter().map(|x| x.abs()).collect();
     let bb: Vec<f32> = b.iter().map(|x| x.abs()).collect();
     let mut c = vec![0.0; g.m * g.ldc];
-    let gg = Gemm { accumulate: false, ..*g };
+    let gg = Gemm {
+        accumulate: false,
+        ..*g
+    };
     reference::gemm(&gg, &aa, &bb, &mut c);
     c
 }
@@ -87,17 +90,38 @@ fn scalar_reference_small_known_values() {
     let b = [7.0, 8.0, 9.0, 10.0, 11.0, 12.0];
     for isa in Isa::available() {
         let mut c = [f32::NAN; 4];
-        gemm_on(isa, &Gemm::packed(Dims::new(2, 3, 2), false, false, false), &a, &b, &mut c).unwrap();
+        gemm_on(
+            isa,
+            &Gemm::packed(Dims::new(2, 3, 2), false, false, false),
+            &a,
+            &b,
+            &mut c,
+        )
+        .unwrap();
         assert_eq!(c, [58.0, 64.0, 139.0, 154.0], "{isa}");
         // Bᵀ stored: [7 9 11; 8 10 12]
         let bt = [7.0, 9.0, 11.0, 8.0, 10.0, 12.0];
         let mut c = [f32::NAN; 4];
-        gemm_on(isa, &Gemm::packed(Dims::new(2, 3, 2), false, true, false), &a, &bt, &mut c).unwrap();
+        gemm_on(
+            isa,
+            &Gemm::packed(Dims::new(2, 3, 2), false, true, false),
+            &a,
+            &bt,
+            &mut c,
+        )
+        .unwrap();
         assert_eq!(c, [58.0, 64.0, 139.0, 154.0], "{isa}");
         // Aᵀ stored: [1 4; 2 5; 3 6]
         let at = [1.0, 4.0, 2.0, 5.0, 3.0, 6.0];
         let mut c = [f32::NAN; 4];
-        gemm_on(isa, &Gemm::packed(Dims::new(2, 3, 2), true, false, false), &at, &b, &mut c).unwrap();
+        gemm_on(
+            isa,
+            &Gemm::packed(Dims::new(2, 3, 2), true, false, false),
+            &at,
+            &b,
+            &mut c,
+        )
+        .unwrap();
         assert_eq!(c, [58.0, 64.0, 139.0, 154.0], "{isa}");
     }
 }
@@ -110,9 +134,21 @@ fn mismatched_lengths_are_errors_and_write_nothing() {
         let a = vec![1.0; 12];
         let b = vec![1.0; 20];
         let mut c = vec![7.0; 15];
-        assert!(matches!(gemm_on(isa, &g, &a[..11], &b, &mut c), Err(Error::ShapeMismatch { expected: 12, got: 11 })));
-        assert!(matches!(gemm_on(isa, &g, &a, &b[..19], &mut c), Err(Error::ShapeMismatch { .. })));
-        assert!(matches!(gemm_on(isa, &g, &a, &b, &mut c[..14]), Err(Error::ShapeMismatch { .. })));
+        assert!(matches!(
+            gemm_on(isa, &g, &a[..11], &b, &mut c),
+            Err(Error::ShapeMismatch {
+                expected: 12,
+                got: 11
+            })
+        ));
+        assert!(matches!(
+            gemm_on(isa, &g, &a, &b[..19], &mut c),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            gemm_on(isa, &g, &a, &b, &mut c[..14]),
+            Err(Error::ShapeMismatch { .. })
+        ));
         assert!(c.iter().all(|&x| x == 7.0));
         // A stride smaller than the row is refused.
         let bad = Gemm { lda: 3, ..g };
@@ -153,7 +189,13 @@ impl Parallel for Threads {
 fn row_split_parallel_is_bit_identical_to_serial() {
     let mut gen = Gen(7);
     for isa in Isa::available() {
-        for d in [Dims::new(64, 784, 128), Dims::new(784, 64, 128), Dims::new(65, 129, 17), Dims::new(7, 300, 40)] {
+        for d in [
+            Dims::new(64, 784, 128),
+            Dims::new(784, 64, 128),
+            Dims::new(65, 129, 17),
+            Dims::new(7, 300, 40),
+            Dims::new(7, 300, 70),
+        ] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
                 let g = Gemm::packed(d, ta, tb, false);
                 let a = gen.vec(d.m * d.k);
@@ -164,7 +206,10 @@ fn row_split_parallel_is_bit_identical_to_serial() {
                     let mut par = vec![f32::NAN; d.m * d.n];
                     gemm_par_on(&Threads(t), isa, &g, &a, &b, &mut par).unwrap();
                     assert!(
-                        serial.iter().zip(&par).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        serial
+                            .iter()
+                            .zip(&par)
+                            .all(|(x, y)| x.to_bits() == y.to_bits()),
                         "{isa} {d:?} ta={ta} tb={tb} threads={t}"
                     );
                 }

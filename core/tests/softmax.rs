@@ -30,7 +30,10 @@ fn vector_paths_match_reference() {
                 let x: Vec<f32> = gen.vec(rows * cols).iter().map(|v| v * 20.0).collect();
                 let n = rows * cols;
                 for (name, f) in [
-                    ("softmax", softmax_on as fn(Isa, &[f32], &mut [f32], usize, usize) -> _),
+                    (
+                        "softmax",
+                        softmax_on as fn(Isa, &[f32], &mut [f32], usize, usize) -> _,
+                    ),
                     ("log_softmax", log_softmax_on),
                 ] {
                     let mut want = vec![0.0; n];
@@ -39,7 +42,13 @@ fn vector_paths_match_reference() {
                     f(isa, &x, &mut got[..n], rows, cols).unwrap();
                     check_canaries(&got, n, name);
                     let scale: Vec<f32> = want.iter().map(|w| w.abs().max(1e-3)).collect();
-                    assert_close(&got[..n], &want, 4, &scale, &format!("{name} {isa} {rows}x{cols}"));
+                    assert_close(
+                        &got[..n],
+                        &want,
+                        4,
+                        &scale,
+                        &format!("{name} {isa} {rows}x{cols}"),
+                    );
                 }
                 let mut want = vec![0.0; rows];
                 logsumexp_on(Isa::Scalar, &x, &mut want, cols).unwrap();
@@ -89,16 +98,36 @@ fn edge_cases_have_documented_results_on_every_path() {
                 softmax_on(isa, &x, &mut y, 1, n).unwrap();
                 let mut want = sm.clone();
                 let all_neg_inf_row = row.iter().all(|v| *v == -INF) && !row.is_empty();
-                want.extend(std::iter::repeat_n(if all_neg_inf_row || sm.iter().any(|v| v.is_nan()) { NAN } else { 0.0 }, pad));
+                want.extend(std::iter::repeat_n(
+                    if all_neg_inf_row || sm.iter().any(|v| v.is_nan()) {
+                        NAN
+                    } else {
+                        0.0
+                    },
+                    pad,
+                ));
                 if row.is_empty() && pad > 0 {
                     continue; // an all −∞ row, covered above
                 }
-                assert!(y.iter().zip(&want).all(|(a, b)| same(*a, *b)), "softmax {isa} {x:?}: {y:?}");
+                assert!(
+                    y.iter().zip(&want).all(|(a, b)| same(*a, *b)),
+                    "softmax {isa} {x:?}: {y:?}"
+                );
                 let mut y = vec![7.0; n];
                 log_softmax_on(isa, &x, &mut y, 1, n).unwrap();
                 let mut want = lsm.clone();
-                want.extend(std::iter::repeat_n(if lsm.iter().any(|v| v.is_nan()) { NAN } else { -INF }, pad));
-                assert!(y.iter().zip(&want).all(|(a, b)| same(*a, *b)), "log_softmax {isa} {x:?}: {y:?}");
+                want.extend(std::iter::repeat_n(
+                    if lsm.iter().any(|v| v.is_nan()) {
+                        NAN
+                    } else {
+                        -INF
+                    },
+                    pad,
+                ));
+                assert!(
+                    y.iter().zip(&want).all(|(a, b)| same(*a, *b)),
+                    "log_softmax {isa} {x:?}: {y:?}"
+                );
                 let mut out = [7.0];
                 logsumexp_on(isa, &x, &mut out, n).unwrap();
                 assert!(same(out[0], lse), "lse {isa} {x:?}: {}", out[0]);
@@ -131,7 +160,9 @@ fn ulps(a: f32, b: f64) -> f64 {
 #[test]
 fn vector_exp_is_within_two_ulp() {
     let n = 200_001;
-    let x: Vec<f32> = (0..n).map(|i| -87.3 + 176.0 * i as f32 / (n - 1) as f32).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| -87.3 + 176.0 * i as f32 / (n - 1) as f32)
+        .collect();
     for isa in Isa::available() {
         let mut y = vec![0.0; n];
         exp_on(isa, &x, &mut y).unwrap();

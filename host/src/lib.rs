@@ -1,1 +1,9 @@
-//! ember on the desktop.
+//! ember on the desktop: MNIST loading, the training loop, checkpoints and the
+//! command-line tool `ember`. All arithmetic is the core's (`ember` crate).
+
+pub mod checkpoint;
+pub mod cli;
+pub mod cmd;
+pub mod mnist;
+pub mod par;
+pub mod train;

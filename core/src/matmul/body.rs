@@ -45,11 +45,13 @@ macro_rules! gemm_body {
         /// The CPU supports the features above, and `g.check(a.len(), b.len(),
         /// c.len())` has passed.
         ///
-        /// `few_rows` says the whole product (before any row split) has at
-        /// most `2 * MR` rows: such products read B in place, and `A·Bᵀ` ones
-        /// take dot products along k instead of packing B.
+        /// `top_m` is the row count of the whole product before any row split:
+        /// the strategy depends on it alone, so a split never changes the
+        /// arithmetic. Up to `2 * MR` rows B is read in place and `A·Bᵀ`
+        /// becomes dot products along k; a single row streams whole rows of B.
         #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], few_rows: bool) {
+        pub(crate) unsafe fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], top_m: usize) {
+            let few_rows = top_m <= 2 * MR;
             debug_assert!(g.check(a.len(), b.len(), c.len()).is_ok());
             let (m, k, n) = (g.m, g.k, g.n);
             if m == 0 || n == 0 {
@@ -70,7 +72,7 @@ macro_rules! gemm_body {
                 return;
             }
             let mut j0 = 0;
-            if m == 1 && csb == 1 {
+            if top_m == 1 && csb == 1 {
                 // One row of A: stream whole rows of B through a wide accumulator.
                 while j0 + ROW_W <= n {
                     // SAFETY: j0 + ROW_W <= n: the row's columns lie in B and C (contract).
@@ -151,7 +153,11 @@ macro_rules! gemm_body {
                 // SAFETY: row 0, columns j0 + v*L .. + L <= n: inside C (contract).
                 let p = unsafe { c.as_mut_ptr().add(j0 + v * $L) };
                 // SAFETY: as p.
-                let y = if g.accumulate { add(unsafe { load(p) }, *x) } else { *x };
+                let y = if g.accumulate {
+                    add(unsafe { load(p) }, *x)
+                } else {
+                    *x
+                };
                 // SAFETY: as p.
                 unsafe { store(p, y) };
             }
@@ -301,7 +307,11 @@ macro_rules! gemm_body {
                         // SAFETY: r < R, v * LANES + LANES <= NR = nr: inside C's block.
                         let p = unsafe { t.c.add(r * t.ldc + v * $L) };
                         // SAFETY: same element range as p.
-                        let y = if t.acc { add(unsafe { load(p) }, *x) } else { *x };
+                        let y = if t.acc {
+                            add(unsafe { load(p) }, *x)
+                        } else {
+                            *x
+                        };
                         // SAFETY: same element range as p.
                         unsafe { store(p, y) };
                     }

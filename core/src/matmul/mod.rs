@@ -21,13 +21,13 @@ use crate::{Error, Isa};
 #[macro_use]
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod body;
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod pack;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
-#[cfg(target_arch = "aarch64")]
-mod aarch64;
 
 /// Rows of the micro-kernel tile on every vector path; row splits for
 /// parallel work fall on multiples of it so tiles never change with the split.
@@ -186,7 +186,13 @@ impl Gemm {
 /// # Ok::<(), ember::Error>(())
 /// ```
 pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], d: Dims) -> Result<(), Error> {
-    gemm_on(Isa::active(), &Gemm::packed(d, false, false, false), a, b, c)
+    gemm_on(
+        Isa::active(),
+        &Gemm::packed(d, false, false, false),
+        a,
+        b,
+        c,
+    )
 }
 
 /// `C += A·B` (see [`matmul`]).
@@ -243,36 +249,31 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<(), Error> 
 /// As [`Gemm::check`], and [`Error::IsaUnavailable`] when `isa` cannot run here.
 pub fn gemm_on(isa: Isa, g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<(), Error> {
     g.check(a.len(), b.len(), c.len())?; // nothing is written before this line
-    run(isa, g, a, b, c, few_rows(g))
-}
-
-/// Whether a product is short enough to read B in place (decided once per
-/// call, before any row split, so that the split never changes the arithmetic).
-fn few_rows(g: &Gemm) -> bool {
-    g.m <= 2 * TILE_ROWS
+    run(isa, g, a, b, c, g.m)
 }
 
 /// Runs a checked product.
-fn run(isa: Isa, g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], few: bool) -> Result<(), Error> {
-    let _ = few; // unused on targets with no vector path
+/// `top_m` is the row count before any split (see `body.rs`).
+fn run(isa: Isa, g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], top_m: usize) -> Result<(), Error> {
+    let _ = top_m; // unused on targets with no vector path
     match isa {
         Isa::Scalar => reference::gemm(g, a, b, c),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma if isa.is_supported() => {
             // SAFETY: is_supported() has just confirmed avx2 and fma on this CPU;
             // the slice lengths were proven by Gemm::check in gemm_on/gemm_par_on.
-            unsafe { x86_64::avx2::gemm(g, a, b, c, few) }
+            unsafe { x86_64::avx2::gemm(g, a, b, c, top_m) }
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if isa.is_supported() => {
             // SAFETY: is_supported() has just confirmed avx512f on this CPU;
             // lengths proven by Gemm::check.
-            unsafe { x86_64::avx512::gemm(g, a, b, c, few) }
+            unsafe { x86_64::avx512::gemm(g, a, b, c, top_m) }
         }
         #[cfg(target_arch = "aarch64")]
         Isa::Neon if isa.is_supported() => {
             // SAFETY: is_supported() has just confirmed neon; lengths proven by Gemm::check.
-            unsafe { aarch64::neon::gemm(g, a, b, c, few) }
+            unsafe { aarch64::neon::gemm(g, a, b, c, top_m) }
         }
         _ => return Err(Error::IsaUnavailable),
     }
@@ -312,7 +313,7 @@ pub fn gemm_par_on(
     if !isa.is_supported() {
         return Err(Error::IsaUnavailable);
     }
-    split(par, par.threads(), isa, g, few_rows(g), a, b, c);
+    split(par, par.threads(), isa, g, g.m, a, b, c);
     Ok(())
 }
 
@@ -323,16 +324,20 @@ fn split(
     parts: usize,
     isa: Isa,
     g: &Gemm,
-    few: bool,
+    top_m: usize,
     a: &[f32],
     b: &[f32],
     c: &mut [f32],
 ) {
     let small = g.m.saturating_mul(g.n).saturating_mul(g.k) < 1 << 15;
-    let first = if small { 0 } else { split_rows(g.m, parts, TILE_ROWS) };
+    let first = if small {
+        0
+    } else {
+        split_rows(g.m, parts, TILE_ROWS)
+    };
     if first == 0 {
         // Checked by the caller and isa confirmed supported: run cannot fail.
-        let _ = run(isa, g, a, b, c, few);
+        let _ = run(isa, g, a, b, c, top_m);
         return;
     }
     let (rsa, _, _, _) = g.strides();
@@ -340,11 +345,14 @@ fn split(
     // first < m, so first * rsa lies within A (its span covers row m-1).
     let a_hi = a.get(first * rsa..).unwrap_or(&[]);
     let lo = Gemm { m: first, ..*g };
-    let hi = Gemm { m: g.m - first, ..*g };
+    let hi = Gemm {
+        m: g.m - first,
+        ..*g
+    };
     let parts_lo = parts / 2;
     let parts_hi = parts - parts_lo;
     par.join(
-        &mut || split(par, parts_lo, isa, &lo, few, a, b, c_lo),
-        &mut || split(par, parts_hi, isa, &hi, few, a_hi, b, c_hi),
+        &mut || split(par, parts_lo, isa, &lo, top_m, a, b, c_lo),
+        &mut || split(par, parts_hi, isa, &hi, top_m, a_hi, b, c_hi),
     );
 }

@@ -32,11 +32,11 @@ use crate::{Error, Isa};
 #[macro_use]
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod body;
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
-#[cfg(target_arch = "aarch64")]
-mod aarch64;
 
 /// The shift log-sum-exp subtracts: the maximum, or 0 when it is infinite
 /// (so a +∞ element gives +∞ and an all −∞ row gives −∞, not NaN).
@@ -111,7 +111,13 @@ pub fn softmax(x: &[f32], y: &mut [f32], rows: usize, cols: usize) -> Result<(),
 ///
 /// # Errors
 /// As [`softmax`], and [`Error::IsaUnavailable`].
-pub fn softmax_on(isa: Isa, x: &[f32], y: &mut [f32], rows: usize, cols: usize) -> Result<(), Error> {
+pub fn softmax_on(
+    isa: Isa,
+    x: &[f32],
+    y: &mut [f32],
+    rows: usize,
+    cols: usize,
+) -> Result<(), Error> {
     check(x.len(), y.len(), rows, cols)?;
     if cols == 0 {
         return Ok(());

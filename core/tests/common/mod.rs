@@ -63,7 +63,10 @@ pub fn vector_isas() -> Vec<Isa> {
         if isa.is_supported() {
             out.push(isa);
         } else {
-            eprintln!("note: {} not tested: this CPU or target lacks it", isa.name());
+            eprintln!(
+                "note: {} not tested: this CPU or target lacks it",
+                isa.name()
+            );
         }
     }
     out

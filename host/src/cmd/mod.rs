@@ -1,0 +1,4 @@
+//! One file per subcommand.
+pub mod eval;
+pub mod predict;
+pub mod train;

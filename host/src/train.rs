@@ -1,0 +1,486 @@
+//! The training loop: batches from MNIST through the core's kernels. The host
+//! writes no maths of its own — forward, loss, backward and the optimizer
+//! step are all `ember` calls; this file only moves data and keeps time.
+
+use anyhow::{bail, Result};
+use rand_core::Rng;
+use std::time::Instant;
+
+use crate::mnist::{Dataset, PIXELS};
+use crate::par::Pool;
+use ember::loss::{bce_with_logits, cross_entropy};
+use ember::optim::{ParamGroup, Rule};
+use ember::{Mlp, Optimizer};
+
+/// What the network learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Ten digits: softmax + cross-entropy.
+    Digits,
+    /// Threes against sevens (7 positive): one sigmoid output, binary cross-entropy.
+    ThreeSeven,
+}
+
+impl Task {
+    /// The CLI / JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Digits => "digits",
+            Task::ThreeSeven => "3v7",
+        }
+    }
+    /// Parses a CLI name.
+    pub fn from_name(s: &str) -> Option<Task> {
+        match s {
+            "digits" => Some(Task::Digits),
+            "3v7" => Some(Task::ThreeSeven),
+            _ => None,
+        }
+    }
+    /// Code stored in checkpoints and blobs.
+    pub fn code(self) -> u8 {
+        match self {
+            Task::Digits => 0,
+            Task::ThreeSeven => 1,
+        }
+    }
+    /// Inverse of [`Task::code`].
+    pub fn from_code(c: u8) -> Option<Task> {
+        match c {
+            0 => Some(Task::Digits),
+            1 => Some(Task::ThreeSeven),
+            _ => None,
+        }
+    }
+    /// Output units.
+    pub fn outputs(self) -> usize {
+        match self {
+            Task::Digits => 10,
+            Task::ThreeSeven => 1,
+        }
+    }
+    /// Classes reported by eval.
+    pub fn classes(self) -> usize {
+        match self {
+            Task::Digits => 10,
+            Task::ThreeSeven => 2,
+        }
+    }
+    /// Keeps the examples of this task, relabelled to its classes (3v7: 3 → 0, 7 → 1).
+    pub fn filter(self, d: &Dataset) -> Dataset {
+        match self {
+            Task::Digits => d.clone(),
+            Task::ThreeSeven => {
+                let idx: Vec<usize> = (0..d.len())
+                    .filter(|&i| matches!(d.labels[i], 3 | 7))
+                    .collect();
+                let mut out = d.select(&idx);
+                for l in &mut out.labels {
+                    *l = u8::from(*l == 7);
+                }
+                out
+            }
+        }
+    }
+    /// The class name of a label of this task.
+    pub fn class_name(self, c: usize) -> String {
+        match self {
+            Task::Digits => c.to_string(),
+            Task::ThreeSeven => if c == 1 { "7" } else { "3" }.to_string(),
+        }
+    }
+}
+
+/// How the learning rate moves over training.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant,
+    /// Cosine annealing from lr to 0.
+    Cosine,
+    /// fastai's one-cycle: warm up from lr/div to lr over `pct_start` of the
+    /// steps, then cosine-anneal to lr/div_final; momentum moves opposite.
+    OneCycle {
+        /// lr / div is the starting rate.
+        div: f32,
+        /// lr / div_final is the final rate.
+        div_final: f32,
+        /// Fraction of steps spent warming up.
+        pct_start: f32,
+        /// Momentum at the ends.
+        mom_max: f32,
+        /// Momentum at the peak rate.
+        mom_min: f32,
+    },
+}
+
+impl Schedule {
+    /// fastai's defaults (div 25, div_final 1e5, pct_start 0.25, momentum 0.95 → 0.85 → 0.95).
+    pub const ONE_CYCLE: Schedule = Schedule::OneCycle {
+        div: 25.0,
+        div_final: 1e5,
+        pct_start: 0.25,
+        mom_max: 0.95,
+        mom_min: 0.85,
+    };
+
+    /// (lr multiplier in (0, 1], momentum override) at `step` of `total`.
+    pub fn at(self, step: usize, total: usize) -> (f32, Option<f32>) {
+        let t = if total <= 1 {
+            0.0
+        } else {
+            step as f32 / (total - 1) as f32
+        };
+        let cos = |a: f32, b: f32, p: f32| {
+            b + (a - b) * (1.0 + (std::f32::consts::PI * p.clamp(0.0, 1.0)).cos()) / 2.0
+        };
+        match self {
+            Schedule::Constant => (1.0, None),
+            Schedule::Cosine => (cos(1.0, 0.0, t), None),
+            Schedule::OneCycle {
+                div,
+                div_final,
+                pct_start,
+                mom_max,
+                mom_min,
+            } => {
+                if t < pct_start {
+                    let p = t / pct_start;
+                    (cos(1.0 / div, 1.0, p), Some(cos(mom_max, mom_min, p)))
+                } else {
+                    let p = (t - pct_start) / (1.0 - pct_start);
+                    (cos(1.0, 1.0 / div_final, p), Some(cos(mom_min, mom_max, p)))
+                }
+            }
+        }
+    }
+}
+
+/// Everything `train` and `fine-tune` are told.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Task.
+    pub task: Task,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f32,
+    /// Optimizer rule.
+    pub rule: Rule,
+    /// LR schedule.
+    pub schedule: Schedule,
+    /// Seed of initialisation and shuffling.
+    pub seed: u64,
+}
+
+/// Pixels as the network sees them: p / 255.
+pub fn to_f32(images: &[u8]) -> Vec<f32> {
+    images.iter().map(|&p| p as f32 * (1.0 / 255.0)).collect()
+}
+
+/// A model with its buffers, trained batch by batch.
+pub struct Trainer {
+    /// The architecture.
+    pub mlp: Mlp,
+    /// The task.
+    pub task: Task,
+    /// Flat parameters.
+    pub params: Vec<f32>,
+    grads: Vec<f32>,
+    state: Vec<f32>,
+    acts: Vec<f32>,
+    scratch: Vec<f32>,
+    d_logits: Vec<f32>,
+    x: Vec<f32>,
+    targets: Vec<u32>,
+    targets_f: Vec<f32>,
+    /// The optimizer.
+    pub opt: Optimizer,
+    /// Parameter groups (one per layer unless told otherwise).
+    pub groups: Vec<ParamGroup>,
+    /// Learning-rate multiplier of each group relative to the base rate.
+    pub group_mult: Vec<f32>,
+}
+
+impl Trainer {
+    /// A trainer for `params` (already initialised) with one group per layer.
+    pub fn new(mlp: Mlp, task: Task, params: Vec<f32>, rule: Rule) -> Result<Self> {
+        let opt = Optimizer::new(rule).map_err(|e| anyhow::anyhow!("optimizer: {e}"))?;
+        let n = mlp.param_len();
+        let groups: Vec<ParamGroup> = (0..mlp.layers())
+            .map(|l| {
+                let (w, b) = mlp.layer_params(l);
+                ParamGroup {
+                    params: w.start..b.end,
+                    lr: 0.0,
+                    frozen: false,
+                }
+            })
+            .collect();
+        let group_mult = vec![1.0; groups.len()];
+        Ok(Trainer {
+            state: vec![0.0; opt.state_len(n)],
+            grads: vec![0.0; n],
+            mlp,
+            task,
+            params,
+            acts: Vec::new(),
+            scratch: Vec::new(),
+            d_logits: Vec::new(),
+            x: Vec::new(),
+            targets: Vec::new(),
+            targets_f: Vec::new(),
+            opt,
+            groups,
+            group_mult,
+        })
+    }
+
+    /// Frozen flag of each layer (a layer is frozen when its group is).
+    fn frozen_layers(&self) -> Vec<bool> {
+        (0..self.mlp.layers())
+            .map(|l| {
+                let (w, _) = self.mlp.layer_params(l);
+                self.groups
+                    .iter()
+                    .any(|g| g.frozen && g.params.contains(&w.start))
+            })
+            .collect()
+    }
+
+    /// One optimizer step on the examples `idx` of (`x`, `labels`) at base rate
+    /// `lr`; returns the batch loss.
+    pub fn step(
+        &mut self,
+        pool: &Pool,
+        x: &[f32],
+        labels: &[u8],
+        idx: &[usize],
+        lr: f32,
+        momentum: Option<f32>,
+    ) -> Result<f32> {
+        let b = idx.len();
+        let mlp = &self.mlp;
+        self.x.clear();
+        self.targets.clear();
+        self.targets_f.clear();
+        for &i in idx {
+            self.x.extend_from_slice(&x[i * PIXELS..(i + 1) * PIXELS]);
+            self.targets.push(labels[i] as u32);
+            self.targets_f.push(labels[i] as f32);
+        }
+        self.acts.resize(mlp.act_len(b), 0.0);
+        self.scratch.resize(mlp.scratch_len(b), 0.0);
+        self.d_logits.resize(b * mlp.out_dim(), 0.0);
+        mlp.forward(pool, &self.params, &self.x, &mut self.acts, b)
+            .map_err(anyhow::Error::msg)?;
+        let logits = mlp.logits(&self.acts, b);
+        let loss = match self.task {
+            Task::Digits => cross_entropy(
+                logits,
+                &self.targets,
+                b,
+                mlp.out_dim(),
+                Some(&mut self.d_logits),
+            ),
+            Task::ThreeSeven => bce_with_logits(logits, &self.targets_f, Some(&mut self.d_logits)),
+        }
+        .map_err(anyhow::Error::msg)?;
+        let frozen = self.frozen_layers();
+        mlp.backward(
+            pool,
+            &self.params,
+            &self.x,
+            &self.acts,
+            &self.d_logits,
+            &mut self.grads,
+            &mut self.scratch,
+            b,
+            &frozen,
+        )
+        .map_err(anyhow::Error::msg)?;
+        for (g, m) in self.groups.iter_mut().zip(&self.group_mult) {
+            g.lr = lr * m;
+        }
+        if let Some(m) = momentum {
+            self.opt.set_momentum(m).map_err(anyhow::Error::msg)?;
+        }
+        self.opt
+            .step(&mut self.params, &self.grads, &mut self.state, &self.groups)
+            .map_err(anyhow::Error::msg)?;
+        Ok(loss)
+    }
+}
+
+/// Logits of `n` examples of `x`, computed in chunks.
+pub fn predict_logits(pool: &Pool, mlp: &Mlp, params: &[f32], x: &[f32]) -> Result<Vec<f32>> {
+    let n = x.len() / mlp.in_dim();
+    let chunk = 500;
+    let mut out = Vec::with_capacity(n * mlp.out_dim());
+    let mut acts = Vec::new();
+    for s in (0..n).step_by(chunk) {
+        let b = chunk.min(n - s);
+        acts.resize(mlp.act_len(b), 0.0);
+        mlp.forward(
+            pool,
+            params,
+            &x[s * mlp.in_dim()..(s + b) * mlp.in_dim()],
+            &mut acts,
+            b,
+        )
+        .map_err(anyhow::Error::msg)?;
+        out.extend_from_slice(mlp.logits(&acts, b));
+    }
+    Ok(out)
+}
+
+/// The predicted class of each row of logits (3v7: logit > 0 means 7).
+pub fn classes_of(task: Task, logits: &[f32], outputs: usize) -> Vec<usize> {
+    logits
+        .chunks_exact(outputs)
+        .map(|row| match task {
+            Task::ThreeSeven => usize::from(row[0] > 0.0),
+            Task::Digits => {
+                row.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                        if v > bv {
+                            (i, v)
+                        } else {
+                            (bi, bv)
+                        }
+                    })
+                    .0
+            }
+        })
+        .collect()
+}
+
+/// Fraction of `pred` equal to `labels`; an empty set is an error, not 0/0.
+pub fn accuracy(pred: &[usize], labels: &[u8]) -> Result<f64> {
+    if labels.is_empty() {
+        bail!("the evaluation set is empty");
+    }
+    let ok = pred
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == **l as usize)
+        .count();
+    Ok(ok as f64 / labels.len() as f64)
+}
+
+/// Per-epoch figures.
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Test accuracy after the epoch.
+    pub test_accuracy: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Seconds of training (not evaluation).
+    pub seconds: f64,
+}
+
+/// `n` shuffled indices from a seeded xorshift (Fisher–Yates).
+pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut r = ember::init::rng(seed);
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (r.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
+/// `limit` training examples picked reproducibly from `seed`, balanced over
+/// the classes (round-robin over per-class shuffles).
+pub fn balanced_subset(d: &Dataset, classes: usize, limit: usize, seed: u64) -> Dataset {
+    if limit >= d.len() {
+        return d.clone();
+    }
+    let order = shuffled(d.len(), seed ^ 0x5eed);
+    let mut per: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for i in order {
+        per[d.labels[i] as usize].push(i);
+    }
+    let mut pick = Vec::with_capacity(limit);
+    let mut k = 0;
+    while pick.len() < limit {
+        for c in per.iter() {
+            if let Some(&i) = c.get(k) {
+                if pick.len() < limit {
+                    pick.push(i);
+                }
+            }
+        }
+        k += 1;
+    }
+    pick.sort_unstable();
+    d.select(&pick)
+}
+
+/// Trains for `cfg.epochs` epochs, calling `report` after each; stops early
+/// (after the current step) when `stop` turns true.
+#[allow(clippy::too_many_arguments)]
+pub fn fit(
+    tr: &mut Trainer,
+    pool: &Pool,
+    cfg: &Config,
+    train: &Dataset,
+    test_x: &[f32],
+    test: &Dataset,
+    stop: &dyn Fn() -> bool,
+    report: &mut dyn FnMut(&EpochStats, &Trainer) -> Result<()>,
+) -> Result<Vec<EpochStats>> {
+    if train.is_empty() {
+        bail!("the training set is empty");
+    }
+    let x = to_f32(&train.images);
+    let n = train.len();
+    let steps_per_epoch = n.div_ceil(cfg.batch);
+    let total = steps_per_epoch * cfg.epochs;
+    let mut out = Vec::new();
+    let mut step = 0;
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        let order = shuffled(n, cfg.seed.wrapping_add(epoch as u64 * 7919));
+        let mut loss_sum = 0.0f64;
+        let mut lr_now = cfg.lr;
+        for idx in order.chunks(cfg.batch) {
+            let (mult, mom) = cfg.schedule.at(step, total);
+            lr_now = cfg.lr * mult;
+            let l = tr.step(pool, &x, &train.labels, idx, lr_now, mom)?;
+            loss_sum += l as f64 * idx.len() as f64;
+            step += 1;
+            if stop() {
+                break;
+            }
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let logits = predict_logits(pool, &tr.mlp, &tr.params, test_x)?;
+        let acc = accuracy(
+            &classes_of(tr.task, &logits, tr.mlp.out_dim()),
+            &test.labels,
+        )?;
+        let s = EpochStats {
+            epoch,
+            train_loss: loss_sum / n as f64,
+            test_accuracy: acc,
+            lr: lr_now as f64,
+            seconds,
+        };
+        report(&s, tr)?;
+        out.push(s);
+        if stop() {
+            break;
+        }
+    }
+    Ok(out)
+}
