@@ -2,6 +2,8 @@
 //! losses against hand-computed values, and optimizer steps against an
 //! independent f64 computation.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
+
 mod common;
 use common::*;
 use ember::dense::DenseGrads;

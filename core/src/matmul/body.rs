@@ -111,15 +111,17 @@ macro_rules! gemm_body {
                             nr,
                             acc: g.accumulate || p0 > 0,
                         };
-                        // SAFETY (all arms): the tile's rows, kc x NR panel and
-                        // r x nr block of C were bounded just above.
-                        match (m - i0).min(MR) {
-                            1 => unsafe { kernel_1(&t) },
-                            2 => unsafe { kernel::<2>(&t) },
-                            3 => unsafe { kernel::<3>(&t) },
-                            4 => unsafe { kernel::<4>(&t) },
-                            5 => unsafe { kernel::<5>(&t) },
-                            _ => unsafe { kernel::<6>(&t) },
+                        // SAFETY: the tile's rows of A over kc, its kc x NR panel
+                        // and its r x nr block of C were bounded just above.
+                        unsafe {
+                            match (m - i0).min(MR) {
+                                1 => kernel_1(&t),
+                                2 => kernel::<2>(&t),
+                                3 => kernel::<3>(&t),
+                                4 => kernel::<4>(&t),
+                                5 => kernel::<5>(&t),
+                                _ => kernel::<6>(&t),
+                            }
                         }
                         i0 += MR;
                     }
@@ -152,9 +154,10 @@ macro_rules! gemm_body {
             for (v, x) in acc.iter().enumerate() {
                 // SAFETY: row 0, columns j0 + v*L .. + L <= n: inside C (contract).
                 let p = unsafe { c.as_mut_ptr().add(j0 + v * $L) };
-                // SAFETY: as p.
                 let y = if g.accumulate {
-                    add(unsafe { load(p) }, *x)
+                    // SAFETY: as p.
+                    let old = unsafe { load(p) };
+                    add(old, *x)
                 } else {
                     *x
                 };
@@ -306,9 +309,10 @@ macro_rules! gemm_body {
                     for (v, x) in row.iter().enumerate() {
                         // SAFETY: r < R, v * LANES + LANES <= NR = nr: inside C's block.
                         let p = unsafe { t.c.add(r * t.ldc + v * $L) };
-                        // SAFETY: same element range as p.
                         let y = if t.acc {
-                            add(unsafe { load(p) }, *x)
+                            // SAFETY: same element range as p.
+                            let old = unsafe { load(p) };
+                            add(old, *x)
                         } else {
                             *x
                         };

@@ -54,7 +54,19 @@ pub fn assert_close(got: &[f32], want: &[f32], k: usize, scale: &[f32], what: &s
 
 /// The vector paths to test: every path this CPU runs. A path the CPU lacks is
 /// reported, so a skipped ISA is visible in the test output.
+/// `EMBER_REQUIRE_ISA` (comma-separated names, set by CI from the CPU's
+/// flags) turns a skipped path into a failure.
 pub fn vector_isas() -> Vec<Isa> {
+    if let Ok(req) = std::env::var("EMBER_REQUIRE_ISA") {
+        for name in req.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let isa = Isa::from_name(name)
+                .unwrap_or_else(|| panic!("EMBER_REQUIRE_ISA: unknown ISA {name}"));
+            assert!(
+                isa.is_supported(),
+                "required ISA {name} is not available here"
+            );
+        }
+    }
     let mut out = Vec::new();
     for isa in ember::isa::ALL {
         if isa == Isa::Scalar {

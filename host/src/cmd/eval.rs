@@ -122,13 +122,8 @@ pub fn run(argv: &[String]) -> Result<()> {
         test.len()
     )?;
     writeln!(out, "per class:")?;
-    for c in 0..k {
-        writeln!(
-            out,
-            "  {:>2}: {:6.2}%",
-            m.task.class_name(c),
-            100.0 * per[c]
-        )?;
+    for (c, p) in per.iter().enumerate() {
+        writeln!(out, "  {:>2}: {:6.2}%", m.task.class_name(c), 100.0 * p)?;
     }
     writeln!(
         out,

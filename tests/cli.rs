@@ -1,0 +1,445 @@
+//! End to end through the `ember` binary: a short real-MNIST training, eval
+//! and predict, and the bad inputs of FAULTS.md items 17-23 and 29-36 that
+//! these commands meet: message, exit code, and nothing a user had is lost.
+
+#[path = "support/mod.rs"]
+mod support;
+use std::path::Path;
+use support::*;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = ember().args(args).output().unwrap();
+    let (out, err) = text(&o);
+    (o.status.code().unwrap_or(-1), out, err)
+}
+
+#[test]
+fn train_eval_predict_on_real_mnist() {
+    let data = mnist_dir();
+    let dir = temp_dir("e2e");
+    let ckpt = dir.join("m.ckpt");
+    let metrics = dir.join("m.json");
+    let (code, out, err) = run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "64",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "6000",
+        "--out",
+        ckpt.to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("dense  784 -> 64"), "summary first: {out}");
+    assert!(out.contains("epoch   1"), "{out}");
+    let json = std::fs::read_to_string(&metrics).unwrap();
+    for key in ["test_accuracy", "train_seconds", "params"] {
+        assert!(json_number(&json, key).is_some(), "{key} in {json}");
+    }
+    for key in [
+        "\"epochs\"",
+        "\"arch\": \"784-64-10\"",
+        "\"task\": \"digits\"",
+        "\"train_loss\"",
+        "\"lr\"",
+        "\"seconds\"",
+        "\"epoch\": 1",
+    ] {
+        assert!(json.contains(key), "{key} in {json}");
+    }
+    let acc = json_number(&json, "test_accuracy").unwrap();
+    assert!(acc > 0.85, "6000 examples, one epoch: {acc}");
+    assert_eq!(
+        json_number(&json, "params"),
+        Some((784 * 64 + 64 + 64 * 10 + 10) as f64)
+    );
+
+    let (code, out, err) = run(&[
+        "eval",
+        "--model",
+        ckpt.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        json_number(&out, "accuracy"),
+        Some(acc),
+        "eval agrees with training: {out}"
+    );
+    assert_eq!(json_number(&out, "n"), Some(10000.0));
+    assert!(out.contains("\"kind\": \"f32\"") && out.contains("\"task\": \"digits\""));
+    let (code, out, _) = run(&[
+        "eval",
+        "--model",
+        ckpt.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("confusion matrix") && out.contains("per class"),
+        "{out}"
+    );
+
+    let (code, out, err) = run(&[
+        "predict",
+        "--model",
+        ckpt.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--index",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("prediction: 7 (label 7)"),
+        "test image 0 is a 7: {out}"
+    );
+    assert!(out.contains('@') || out.contains('%'), "ascii art: {out}");
+
+    // A PGM of test image 0 (dark on light, 56x56) classifies the same way.
+    let pgm = dir.join("seven.pgm");
+    let test = host::mnist::load(&data, host::mnist::Split::Test).unwrap();
+    let mut img = b"P5\n# a seven\n56 56\n255\n".to_vec();
+    for y in 0..56 {
+        for x in 0..56 {
+            img.push(255 - test.image(0)[(y / 2) * 28 + x / 2]);
+        }
+    }
+    std::fs::write(&pgm, img).unwrap();
+    let (code, out, err) = run(&[
+        "predict",
+        "--model",
+        ckpt.to_str().unwrap(),
+        "--image",
+        pgm.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("prediction: 7"), "{out}");
+}
+
+#[test]
+fn three_vs_seven_task_trains_a_sigmoid_head() {
+    let data = mnist_dir();
+    let dir = temp_dir("3v7");
+    let ckpt = dir.join("b.ckpt");
+    let (code, out, err) = run(&[
+        "train",
+        "--task",
+        "3v7",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "32",
+        "--epochs",
+        "3",
+        "--train-limit",
+        "2000",
+        "--out",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("32 -> 1") && out.contains("sigmoid"), "{out}");
+    let (code, out, _) = run(&[
+        "eval",
+        "--model",
+        ckpt.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"task\": \"3v7\""));
+    // 1010 threes + 1028 sevens in the test set.
+    assert_eq!(json_number(&out, "n"), Some(2038.0));
+    assert!(json_number(&out, "accuracy").unwrap() > 0.97, "{out}");
+}
+
+#[test]
+fn training_is_reproducible_and_independent_of_threads() {
+    let data = mnist_dir();
+    let dir = temp_dir("repro");
+    let mut bytes = Vec::new();
+    for (i, threads) in ["1", "2", "2"].iter().enumerate() {
+        let ckpt = dir.join(format!("r{i}.ckpt"));
+        let (code, _, err) = run(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--hidden",
+            "32",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "1000",
+            "--threads",
+            threads,
+            "--seed",
+            "7",
+            "--out",
+            ckpt.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        bytes.push(std::fs::read(&ckpt).unwrap());
+    }
+    assert!(
+        bytes[0] == bytes[1] && bytes[1] == bytes[2],
+        "same seed, 1 or 2 threads: same checkpoint bytes"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_without_panicking() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["train", "--bogus"], "unknown flag --bogus"),
+        (&["train", "--lr"], "--lr needs a value"),
+        (
+            &["train", "--lr", "NaN"],
+            "--lr must be a finite number above 0",
+        ),
+        (
+            &["train", "--lr", "-1"],
+            "--lr must be a finite number above 0",
+        ),
+        (
+            &["train", "--lr", "0"],
+            "--lr must be a finite number above 0",
+        ),
+        (&["train", "--batch", "0"], "--batch must be at least 1"),
+        (&["train", "--epochs", "0"], "--epochs must be at least 1"),
+        (
+            &["train", "--epochs", "many"],
+            "--epochs 'many' is not a valid",
+        ),
+        (&["train", "--task", "cats"], "--task must be digits or 3v7"),
+        (
+            &["train", "--hidden", "12,x"],
+            "--hidden wants positive widths",
+        ),
+        (&["train", "--isa", "sse9"], "unknown --isa"),
+        (&["eval"], "--model FILE is required"),
+        (&["predict", "--model", "x"], ""),
+        (&["frobnicate"], "unknown command"),
+    ];
+    for (args, msg) in cases {
+        let (code, out, err) = run(args);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        if args[0] == "predict" {
+            assert_ne!(code, 0);
+            continue;
+        }
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(msg), "{args:?}: want '{msg}' in: {err}");
+    }
+}
+
+#[test]
+fn missing_or_bad_data_is_a_clear_error() {
+    let dir = temp_dir("nodata");
+    let (code, _, err) = run(&[
+        "train",
+        "--data",
+        dir.to_str().unwrap(),
+        "--out",
+        dir.join("x.ckpt").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no train-images-idx3-ubyte")
+            && err.contains(dir.to_str().unwrap())
+            && err.contains("--data"),
+        "{err}"
+    );
+    assert!(!dir.join("x.ckpt").exists());
+    // A directory where a file should be.
+    std::fs::create_dir(dir.join("train-images-idx3-ubyte")).unwrap();
+    let (code, _, err) = run(&[
+        "train",
+        "--data",
+        dir.to_str().unwrap(),
+        "--out",
+        dir.join("x.ckpt").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a directory"), "{err}");
+    // Truncated and corrupted files, each named in the message.
+    let real = mnist_dir();
+    let bad = temp_dir("baddata");
+    for f in [
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::copy(real.join(format!("{f}.gz")), bad.join(format!("{f}.gz"))).unwrap();
+    }
+    let gz = std::fs::read(real.join("train-images-idx3-ubyte.gz")).unwrap();
+    std::fs::write(bad.join("train-images-idx3-ubyte.gz"), &gz[..gz.len() / 2]).unwrap();
+    let (code, _, err) = run(&[
+        "train",
+        "--data",
+        bad.to_str().unwrap(),
+        "--out",
+        bad.join("x.ckpt").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("train-images-idx3-ubyte.gz") && err.contains("gzip"),
+        "{err}"
+    );
+    // Raw IDX with the wrong image count versus labels.
+    let mut raw = vec![0u8, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28];
+    raw.extend(vec![0u8; 2 * 784]);
+    std::fs::write(bad.join("train-images-idx3-ubyte"), &raw).unwrap();
+    std::fs::remove_file(bad.join("train-images-idx3-ubyte.gz")).unwrap();
+    let (code, _, err) = run(&[
+        "train",
+        "--data",
+        bad.to_str().unwrap(),
+        "--out",
+        bad.join("x.ckpt").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("holds 2 images but") && err.contains("60000 labels"),
+        "{err}"
+    );
+}
+
+#[test]
+fn outputs_are_checked_before_training_and_inputs_are_kept() {
+    let data = mnist_dir();
+    let dir = temp_dir("outs");
+    let (code, _, err) = run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        dir.join("missing/x.ckpt").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+    // Writing metrics onto the checkpoint path is refused before any work.
+    let ck = dir.join("same.ckpt");
+    std::fs::write(&ck, b"precious").unwrap();
+    let (code, _, err) = run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        ck.to_str().unwrap(),
+        "--metrics",
+        ck.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("one of the inputs"), "{err}");
+    assert_eq!(std::fs::read(&ck).unwrap(), b"precious");
+}
+
+#[test]
+fn damaged_checkpoints_are_refused_with_the_reason() {
+    let data = mnist_dir();
+    let dir = temp_dir("damaged");
+    let ckpt = dir.join("ok.ckpt");
+    let (code, _, err) = run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "500",
+        "--out",
+        ckpt.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let good = std::fs::read(&ckpt).unwrap();
+    let check = |bytes: &[u8], want: &str| {
+        let p = dir.join("bad.ckpt");
+        std::fs::write(&p, bytes).unwrap();
+        let (code, _, err) = run(&[
+            "eval",
+            "--model",
+            p.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{want}");
+        assert!(
+            err.contains(want) && err.contains("bad.ckpt"),
+            "want '{want}': {err}"
+        );
+    };
+    check(&good[..good.len() - 10], "checksum");
+    let mut flipped = good.clone();
+    flipped[100] ^= 0x10;
+    check(&flipped, "checksum");
+    let mut newer = good.clone();
+    newer[8] = 9;
+    check(&newer, "version 9");
+    check(b"hello", "bad magic");
+    let (code, _, err) = run(&[
+        "eval",
+        "--model",
+        ckpt.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--task",
+        "3v7",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("trained for task digits"), "{err}");
+    assert!(Path::new(&ckpt).exists());
+}
+
+#[test]
+fn closed_stdout_is_a_quiet_exit() {
+    use std::process::Stdio;
+    let data = mnist_dir();
+    let dir = temp_dir("pipe");
+    let ckpt = dir.join("p.ckpt");
+    let (code, _, _) = run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "300",
+        "--out",
+        ckpt.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0);
+    let mut child = ember()
+        .args([
+            "eval",
+            "--model",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let o = child.wait_with_output().unwrap();
+    let (_, err) = text(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}

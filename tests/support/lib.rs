@@ -1,1 +1,0 @@
-//! Shared helpers for the workspace-level benches and end-to-end tests.

@@ -1,0 +1,66 @@
+//! Shared helpers for the workspace-level end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The MNIST folder for tests: `$MNIST_DIR`, which must hold the four files.
+/// Missing data fails the test (it never skips), with the fix in the message.
+pub fn mnist_dir() -> PathBuf {
+    let dir = std::env::var_os("MNIST_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("MNIST_DIR is not set: point it at the four MNIST IDX files (e.g. MNIST_DIR=../shared/data/mnist)")
+    });
+    let dir = if dir.is_relative() {
+        // Relative to the workspace root, where CI and the README run cargo.
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(dir)
+    } else {
+        dir
+    };
+    for f in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        assert!(
+            dir.join(f).is_file() || dir.join(format!("{f}.gz")).is_file(),
+            "{f}(.gz) missing in {}: MNIST_DIR must hold the four MNIST files",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// The `ember` binary built for this test run.
+pub fn ember() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+}
+
+/// A fresh, empty temporary folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ember-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// stdout and stderr as text.
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Pulls the number after `"key":` out of a flat JSON text.
+pub fn json_number(json: &str, key: &str) -> Option<f64> {
+    let at = json.find(&format!("\"{key}\""))?;
+    let rest = &json[at + key.len() + 2..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
