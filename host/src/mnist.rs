@@ -169,7 +169,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
 /// Decompresses one gzip member (CRC and length checked by flate2), refusing
 /// output beyond [`MAX_IDX_BYTES`] and bytes after the member.
 pub fn gunzip(raw: &[u8]) -> Result<Vec<u8>> {
-    let mut dec = flate2::read::GzDecoder::new(raw);
+    let mut dec = flate2::bufread::GzDecoder::new(raw);
     let mut out = Vec::new();
     (&mut dec)
         .take(MAX_IDX_BYTES + 1)
@@ -184,6 +184,18 @@ pub fn gunzip(raw: &[u8]) -> Result<Vec<u8>> {
             "{} bytes of trailing garbage after the gzip stream",
             rest.len()
         );
+    }
+    // The member ends the file, so its 8-byte trailer (CRC-32, length mod
+    // 2^32) is the file's last 8 bytes: check it here too, since the decoder
+    // accepts a stream whose trailer was cut short.
+    let trailer = raw.len().checked_sub(8).map(|i| &raw[i..]);
+    let ok = trailer.is_some_and(|t| {
+        let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+        let len = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+        crc == ember::crc32::crc32(&out) && len == out.len() as u32
+    });
+    if !ok {
+        bail!("truncated gzip stream or bad CRC (the trailer does not match the data)");
     }
     Ok(out)
 }
