@@ -8,8 +8,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(feature = "std")]
-extern crate std;
+// Run-time CPU detection only; the core never allocates.
+#[rustfmt::skip]
+#[cfg(feature = "std")] extern crate std;
 
 pub mod activation;
 mod buffer;
