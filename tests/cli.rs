@@ -13,6 +13,26 @@ fn run(args: &[&str]) -> (i32, String, String) {
     (o.status.code().unwrap_or(-1), out, err)
 }
 
+/// Trains a tiny one-epoch model into `ckpt` (quietly); extra flags appended.
+fn train_tiny(data: &Path, ckpt: &Path, limit: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--train-limit",
+        limit,
+        "--out",
+        ckpt.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn train_eval_predict_on_real_mnist() {
     let data = mnist_dir();
@@ -171,24 +191,8 @@ fn training_is_reproducible_and_independent_of_threads() {
     let mut bytes = Vec::new();
     for (i, threads) in ["1", "2", "2"].iter().enumerate() {
         let ckpt = dir.join(format!("r{i}.ckpt"));
-        let (code, _, err) = run(&[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--hidden",
-            "32",
-            "--epochs",
-            "1",
-            "--train-limit",
-            "1000",
-            "--threads",
-            threads,
-            "--seed",
-            "7",
-            "--out",
-            ckpt.to_str().unwrap(),
-            "--quiet",
-        ]);
+        let (code, _, err) =
+            train_tiny(&data, &ckpt, "1000", &["--threads", threads, "--seed", "7"]);
         assert_eq!(code, 0, "{err}");
         bytes.push(std::fs::read(&ckpt).unwrap());
     }
@@ -350,20 +354,7 @@ fn damaged_checkpoints_are_refused_with_the_reason() {
     let data = mnist_dir();
     let dir = temp_dir("damaged");
     let ckpt = dir.join("ok.ckpt");
-    let (code, _, err) = run(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--hidden",
-        "16",
-        "--epochs",
-        "1",
-        "--train-limit",
-        "500",
-        "--out",
-        ckpt.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (code, _, err) = train_tiny(&data, &ckpt, "500", &[]);
     assert_eq!(code, 0, "{err}");
     let good = std::fs::read(&ckpt).unwrap();
     let check = |bytes: &[u8], want: &str| {
@@ -410,20 +401,7 @@ fn closed_stdout_is_a_quiet_exit() {
     let data = mnist_dir();
     let dir = temp_dir("pipe");
     let ckpt = dir.join("p.ckpt");
-    let (code, _, _) = run(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--hidden",
-        "16",
-        "--epochs",
-        "1",
-        "--train-limit",
-        "300",
-        "--out",
-        ckpt.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (code, _, _) = train_tiny(&data, &ckpt, "300", &[]);
     assert_eq!(code, 0);
     let mut child = ember()
         .args([
