@@ -18,6 +18,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (256, 784, 256),
     (256, 128, 10),
     (512, 512, 512),
+    // d_weight of 784-128-10's first layer at batch 64 (Aᵀ·B with m = 784, k = 64).
+    (784, 64, 128),
 ];
 
 fn data(n: usize, seed: u32) -> Vec<f32> {

@@ -192,7 +192,7 @@ pub fn gunzip(raw: &[u8]) -> Result<Vec<u8>> {
     let ok = trailer.is_some_and(|t| {
         let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
         let len = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
-        crc == ember::crc32::crc32(&out) && len == out.len() as u32
+        crc == crc32fast::hash(&out) && len == out.len() as u32
     });
     if !ok {
         bail!("truncated gzip stream or bad CRC (the trailer does not match the data)");

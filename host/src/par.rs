@@ -24,6 +24,16 @@ impl Pool {
         Ok(Pool { pool, threads })
     }
 
+    /// Runs `f` on one of the workers, so the forks inside it stay cheap
+    /// (entering the pool from outside costs tens of µs; do it once per step).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        if self.threads == 1 {
+            f()
+        } else {
+            self.pool.install(f)
+        }
+    }
+
     /// Worker count.
     pub fn threads(&self) -> usize {
         self.threads
@@ -38,6 +48,9 @@ impl ember::Parallel for Pool {
         if self.threads == 1 {
             a();
             b();
+        } else if self.pool.current_thread_index().is_some() {
+            // Already on one of our workers (see `Pool::install`): a fork costs ~1 µs.
+            rayon::join(a, b);
         } else {
             self.pool.install(|| rayon::join(a, b));
         }

@@ -325,14 +325,9 @@ pub fn predict_logits(pool: &Pool, mlp: &Mlp, params: &[f32], x: &[f32]) -> Resu
     for s in (0..n).step_by(chunk) {
         let b = chunk.min(n - s);
         acts.resize(mlp.act_len(b), 0.0);
-        mlp.forward(
-            pool,
-            params,
-            &x[s * mlp.in_dim()..(s + b) * mlp.in_dim()],
-            &mut acts,
-            b,
-        )
-        .map_err(anyhow::Error::msg)?;
+        let xs = &x[s * mlp.in_dim()..(s + b) * mlp.in_dim()];
+        pool.install(|| mlp.forward(pool, params, xs, &mut acts, b))
+            .map_err(anyhow::Error::msg)?;
         out.extend_from_slice(mlp.logits(&acts, b));
     }
     Ok(out)
@@ -456,7 +451,7 @@ pub fn fit(
         for idx in order.chunks(cfg.batch) {
             let (mult, mom) = cfg.schedule.at(step, total);
             lr_now = cfg.lr * mult;
-            let l = tr.step(pool, &x, &train.labels, idx, lr_now, mom)?;
+            let l = pool.install(|| tr.step(pool, &x, &train.labels, idx, lr_now, mom))?;
             loss_sum += l as f64 * idx.len() as f64;
             step += 1;
             if stop() {
