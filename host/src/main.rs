@@ -14,6 +14,8 @@ commands:
   train     train an MLP (digits or 3v7), write a checkpoint and metrics
   eval      accuracy, per-class accuracy and confusion matrix of a model
   predict   classify a test image (--index N) or a PGM file (--image FILE)
+  lr-find   learning-rate range test: suggestions, --json, --plot FILE.svg
+  fine-tune transfer learning: new head, frozen body, then discriminative LRs
   help      this text
 
 `ember <command> --help` lists a command's flags.";
@@ -28,9 +30,13 @@ fn main() -> ExitCode {
     if rest.iter().any(|a| a == "--help" || a == "-h") {
         let flags = match command.as_str() {
             "train" => host::cli::help(cmd::train::TRAIN_FLAGS),
+            "eval" => host::cli::help(cmd::eval::FLAGS),
+            "predict" => host::cli::help(cmd::predict::FLAGS),
+            "lr-find" => host::cli::help(cmd::lr_find::FLAGS),
+            "fine-tune" => host::cli::help(&cmd::fine_tune::flags()),
             _ => String::new(),
         };
-        println!("{HELP}\n\n{flags}");
+        println!("ember {command}: flags\n{flags}");
         return ExitCode::SUCCESS;
     }
     let _ = ctrlc::set_handler(|| {
@@ -43,6 +49,8 @@ fn main() -> ExitCode {
         "train" => cmd::train::run(rest),
         "eval" => cmd::eval::run(rest),
         "predict" => cmd::predict::run(rest),
+        "lr-find" => cmd::lr_find::run(rest),
+        "fine-tune" => cmd::fine_tune::run(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())

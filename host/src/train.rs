@@ -240,6 +240,36 @@ impl Trainer {
         })
     }
 
+    /// Regroups the layers into `n` contiguous groups (1..=layers), as even as
+    /// possible, earliest first; all unfrozen, all at the base rate.
+    pub fn set_groups(&mut self, n: usize) -> Result<()> {
+        let layers = self.mlp.layers();
+        if n == 0 || n > layers {
+            bail!("--groups must be between 1 and the {layers} layers of the model, got {n}");
+        }
+        self.groups = (0..n)
+            .map(|g| {
+                let first = g * layers / n;
+                let last = (g + 1) * layers / n - 1;
+                ParamGroup {
+                    params: self.mlp.layer_params(first).0.start..self.mlp.layer_params(last).1.end,
+                    lr: 0.0,
+                    frozen: false,
+                }
+            })
+            .collect();
+        self.group_mult = vec![1.0; n];
+        Ok(())
+    }
+
+    /// Freezes every group but the last (the head), or unfreezes all.
+    pub fn freeze_body(&mut self, frozen: bool) {
+        let last = self.groups.len() - 1;
+        for (i, g) in self.groups.iter_mut().enumerate() {
+            g.frozen = frozen && i < last;
+        }
+    }
+
     /// Frozen flag of each layer (a layer is frozen when its group is).
     fn frozen_layers(&self) -> Vec<bool> {
         (0..self.mlp.layers())
@@ -478,4 +508,88 @@ pub fn fit(
         }
     }
     Ok(out)
+}
+
+/// fastai's `slice(lr / lr_mult, lr)` over `groups` groups: the multipliers
+/// of the base rate, the first group at 1 / lr_mult, the last at 1, and the
+/// groups between spaced geometrically.
+pub fn discriminative(lr_mult: f32, groups: usize) -> Vec<f32> {
+    if groups <= 1 {
+        return vec![1.0; groups];
+    }
+    (0..groups)
+        .map(|g| lr_mult.powf(-((groups - 1 - g) as f32) / (groups - 1) as f32))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_cycle_values_at_known_steps() {
+        let s = Schedule::ONE_CYCLE;
+        let total = 101; // t = step / 100
+        let (lr0, m0) = s.at(0, total);
+        assert!((lr0 - 1.0 / 25.0).abs() < 1e-7 && (m0.unwrap() - 0.95).abs() < 1e-6);
+        let (lr_peak, m_peak) = s.at(25, total);
+        assert!((lr_peak - 1.0).abs() < 1e-6 && (m_peak.unwrap() - 0.85).abs() < 1e-6);
+        // Half-way through the warm-up: the cosine mid-point.
+        let (lr, m) = s.at(25 / 2, total); // t = 0.12, p = 0.48
+        let p = 0.12f32 / 0.25;
+        let want = 1.0 + (0.04 - 1.0) * (1.0 + (std::f32::consts::PI * p).cos()) / 2.0;
+        assert!((lr - want).abs() < 1e-6, "{lr} {want}");
+        assert!(m.unwrap() < 0.95 && m.unwrap() > 0.85);
+        let (lr_end, m_end) = s.at(100, total);
+        assert!((lr_end - 1e-5).abs() < 1e-9 && (m_end.unwrap() - 0.95).abs() < 1e-6);
+        // Annealing mid-point: (1 + 1e-5) / 2.
+        let (lr_mid, m_mid) = s.at(125, 201); // t = 0.625: half-way through the annealing
+        assert!((lr_mid - (1.0 + 1e-5) / 2.0).abs() < 1e-5, "{lr_mid}");
+        assert!((m_mid.unwrap() - 0.9).abs() < 1e-5);
+        assert_eq!(Schedule::Constant.at(7, 10), (1.0, None));
+        assert!((Schedule::Cosine.at(0, 11).0 - 1.0).abs() < 1e-7);
+        assert!(Schedule::Cosine.at(10, 11).0.abs() < 1e-7);
+        assert!((Schedule::Cosine.at(5, 11).0 - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn discriminative_rates_are_geometric() {
+        let m = discriminative(100.0, 3);
+        assert!((m[0] - 0.01).abs() < 1e-7 && (m[1] - 0.1).abs() < 1e-6 && m[2] == 1.0);
+        let m = discriminative(16.0, 5);
+        for (g, want) in [0.0625f32, 0.125, 0.25, 0.5, 1.0].iter().enumerate() {
+            assert!((m[g] - want).abs() < 1e-6, "{g}: {}", m[g]);
+        }
+        assert_eq!(discriminative(10.0, 1), vec![1.0]);
+    }
+
+    #[test]
+    fn groups_partition_the_layers() {
+        let mlp = Mlp::new(&[4, 5, 6, 3]).unwrap();
+        let n = mlp.param_len();
+        let mut tr = Trainer::new(
+            mlp.clone(),
+            Task::Digits,
+            vec![0.0; n],
+            Rule::Sgd {
+                momentum: 0.9,
+                weight_decay: 0.0,
+            },
+        )
+        .unwrap();
+        assert_eq!(tr.groups.len(), 3);
+        tr.set_groups(2).unwrap();
+        assert_eq!(tr.groups[0].params, 0..mlp.layer_params(0).1.end);
+        assert_eq!(tr.groups[1].params, mlp.layer_params(1).0.start..n);
+        assert!(tr.set_groups(4).is_err() && tr.set_groups(0).is_err());
+        tr.set_groups(3).unwrap();
+        tr.freeze_body(true);
+        assert_eq!(
+            tr.groups.iter().map(|g| g.frozen).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        assert_eq!(tr.frozen_layers(), [true, true, false]);
+        tr.freeze_body(false);
+        assert!(tr.groups.iter().all(|g| !g.frozen));
+    }
 }

@@ -11,7 +11,7 @@ use crate::mnist::{self, Split};
 use crate::par::Pool;
 use crate::train::{accuracy, classes_of, predict_logits, to_f32, Task};
 
-const FLAGS: &[Spec] = &[
+pub const FLAGS: &[Spec] = &[
     ("model", true, "checkpoint (or exported blob) to evaluate"),
     ("data", true, "folder with the MNIST IDX files"),
     ("task", true, "digits or 3v7 (default: the model's)"),

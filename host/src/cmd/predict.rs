@@ -11,7 +11,7 @@ use crate::mnist::{self, Split, PIXELS, SIDE};
 use crate::par::Pool;
 use crate::train::{predict_logits, to_f32, Task};
 
-const FLAGS: &[Spec] = &[
+pub const FLAGS: &[Spec] = &[
     ("model", true, "checkpoint (or exported blob)"),
     ("index", true, "classify test image N"),
     (

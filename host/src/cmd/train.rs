@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::checkpoint::{check_writable, write_atomic, Checkpoint};
 use crate::cli::{json_num, json_str, Args, Spec, Usage};
+use crate::lr_find::{self, RangeTest};
 use crate::mnist::{self, Split};
 use crate::par::Pool;
 use crate::train::{balanced_subset, fit, to_f32, Config, EpochStats, Schedule, Task, Trainer};
@@ -41,7 +42,11 @@ pub const TRAIN_FLAGS: &[Spec] = &[
     ("hidden", true, "hidden widths, e.g. 256,128"),
     ("epochs", true, "epochs"),
     ("batch", true, "mini-batch size"),
-    ("lr", true, "peak learning rate"),
+    (
+        "lr",
+        true,
+        "peak learning rate, or auto (run the range test first)",
+    ),
     ("optimizer", true, "sgd or adamw"),
     (
         "momentum",
@@ -83,10 +88,39 @@ pub struct TrainSetup {
     pub metrics: Option<PathBuf>,
     /// Less output.
     pub quiet: bool,
+    /// `--lr auto`: run the range test first and train at its suggestion.
+    pub lr_auto: bool,
 }
 
+/// A command's defaults for the shared flags.
+pub struct Defaults {
+    /// Task.
+    pub task: Task,
+    /// Peak learning rate.
+    pub lr: f32,
+    /// Epochs.
+    pub epochs: usize,
+    /// `sgd` or `adamw`.
+    pub optimizer: &'static str,
+    /// Whether the command writes a checkpoint (default `runs/<task>.ckpt`).
+    pub checkpoint: bool,
+    /// Whether `--epochs 0` is allowed (fine-tune: only the frozen phase).
+    pub zero_epochs: bool,
+}
+
+/// `ember train`'s defaults.
+pub const TRAIN_DEFAULTS: Defaults = Defaults {
+    task: Task::Digits,
+    lr: DEFAULT_LR,
+    epochs: DEFAULT_EPOCHS,
+    optimizer: "sgd",
+    checkpoint: true,
+    zero_epochs: false,
+};
+
 /// Parses the shared training flags.
-pub fn setup(a: &Args, default_task: Task) -> Result<TrainSetup> {
+pub fn setup(a: &Args, d: &Defaults) -> Result<TrainSetup> {
+    let default_task = d.task;
     let task = match a.str("task") {
         None => default_task,
         Some(t) => Task::from_name(t).ok_or_else(|| {
@@ -110,13 +144,18 @@ pub fn setup(a: &Args, default_task: Task) -> Result<TrainSetup> {
             ))
         })?;
     }
-    let lr = a.positive_f32("lr", DEFAULT_LR)?;
+    let lr_auto = a.str("lr") == Some("auto");
+    let lr = if lr_auto {
+        d.lr
+    } else {
+        a.positive_f32("lr", d.lr)?
+    };
     let wd = a.get::<f32>("weight-decay", 0.0)?;
     if !(wd >= 0.0 && wd.is_finite()) {
         return Err(Usage(format!("ember {}: --weight-decay must be >= 0", a.cmd())).into());
     }
     let momentum = a.f32_in("momentum", 0.9, 0.0, 1.0)?;
-    let rule = match a.str("optimizer").unwrap_or("sgd") {
+    let rule = match a.str("optimizer").unwrap_or(d.optimizer) {
         "sgd" => Rule::Sgd {
             momentum,
             weight_decay: wd,
@@ -150,7 +189,11 @@ pub fn setup(a: &Args, default_task: Task) -> Result<TrainSetup> {
     let cfg = Config {
         task,
         hidden: a.widths("hidden", DEFAULT_HIDDEN)?,
-        epochs: a.positive("epochs", DEFAULT_EPOCHS)?,
+        epochs: if d.zero_epochs {
+            a.get("epochs", d.epochs)?
+        } else {
+            a.positive("epochs", d.epochs)?
+        },
         batch: a.positive("batch", DEFAULT_BATCH)?,
         lr,
         rule,
@@ -165,6 +208,7 @@ pub fn setup(a: &Args, default_task: Task) -> Result<TrainSetup> {
     let pool = Pool::new(a.get("threads", 0usize)?)?;
     let out = match a.str("out") {
         Some(p) => PathBuf::from(p),
+        None if !d.checkpoint => PathBuf::new(),
         None => {
             std::fs::create_dir_all("runs")
                 .context("cannot create runs/ for the default checkpoint; pass --out FILE")?;
@@ -179,6 +223,7 @@ pub fn setup(a: &Args, default_task: Task) -> Result<TrainSetup> {
         out,
         metrics: a.str("metrics").map(PathBuf::from),
         quiet: a.has("quiet"),
+        lr_auto,
     })
 }
 
@@ -327,7 +372,7 @@ pub fn run_epochs(
 /// `ember train`.
 pub fn run(argv: &[String]) -> Result<()> {
     let a = Args::parse("train", argv, TRAIN_FLAGS)?;
-    let s = setup(&a, Task::Digits)?;
+    let mut s = setup(&a, &TRAIN_DEFAULTS)?;
     check_writable(&s.out, &[])?;
     if let Some(m) = &s.metrics {
         check_writable(m, &[&s.out])?;
@@ -350,6 +395,21 @@ pub fn run(argv: &[String]) -> Result<()> {
             train.len(),
             test.len(),
             s.data.display()
+        )?;
+    }
+    if s.lr_auto {
+        let rt = RangeTest {
+            batch: s.cfg.batch,
+            seed: s.cfg.seed,
+            ..RangeTest::default()
+        };
+        let curve = lr_find::run(&s.pool, &mlp, s.cfg.task, &params, s.cfg.rule, &train, &rt)?;
+        s.cfg.lr = lr_find::suggest(&curve).valley as f32;
+        writeln!(
+            stdout,
+            "--lr auto: range test over {} mini-batches suggests lr {} (valley)",
+            curve.lrs.len(),
+            s.cfg.lr
         )?;
     }
     let mut tr = Trainer::new(mlp.clone(), s.cfg.task, params, s.cfg.rule)?;

@@ -1,0 +1,306 @@
+//! Leslie Smith's learning-rate range test: train on mini-batches while the
+//! rate grows exponentially, watch the smoothed loss, stop when it blows up,
+//! and suggest a rate. Built on the same [`Trainer`] step as training, on a
+//! copy of the weights, so the model it was given is left as it was.
+
+use anyhow::{bail, Result};
+
+use crate::mnist::Dataset;
+use crate::par::Pool;
+use crate::train::{shuffled, to_f32, Task, Trainer};
+use ember::optim::Rule;
+use ember::Mlp;
+
+/// What to sweep.
+#[derive(Clone, Debug)]
+pub struct RangeTest {
+    /// First rate.
+    pub start_lr: f32,
+    /// Last rate.
+    pub end_lr: f32,
+    /// Mini-batches.
+    pub steps: usize,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Shuffle seed.
+    pub seed: u64,
+    /// Stop once the smoothed loss exceeds this multiple of its minimum.
+    pub diverge: f64,
+    /// EMA factor of the smoothing.
+    pub beta: f64,
+}
+
+impl Default for RangeTest {
+    fn default() -> Self {
+        RangeTest {
+            start_lr: 1e-7,
+            end_lr: 10.0,
+            steps: 100,
+            batch: 64,
+            seed: 1,
+            diverge: 4.0,
+            beta: 0.98,
+        }
+    }
+}
+
+/// The recorded curve: the rate of each step and the smoothed loss after it.
+#[derive(Clone, Debug, Default)]
+pub struct Curve {
+    /// Learning rates, one per completed step.
+    pub lrs: Vec<f64>,
+    /// Bias-corrected exponential moving average of the loss.
+    pub losses: Vec<f64>,
+}
+
+/// The three suggestions.
+#[derive(Clone, Copy, Debug)]
+pub struct Suggestions {
+    /// The write-up's rule: the rate at the minimum loss, divided by 10.
+    pub min_div10: f64,
+    /// Where the loss falls fastest against log(rate).
+    pub steepest: f64,
+    /// fastai's default: in the longest valley of the curve.
+    pub valley: f64,
+}
+
+/// Runs the range test on a copy of `params`; `params` itself is not touched.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    pool: &Pool,
+    mlp: &Mlp,
+    task: Task,
+    params: &[f32],
+    rule: Rule,
+    train: &Dataset,
+    rt: &RangeTest,
+) -> Result<Curve> {
+    if train.is_empty() {
+        bail!("the training set is empty");
+    }
+    if !(rt.start_lr > 0.0 && rt.end_lr > rt.start_lr && rt.end_lr.is_finite()) {
+        bail!(
+            "the range must satisfy 0 < start < end, got {} .. {}",
+            rt.start_lr,
+            rt.end_lr
+        );
+    }
+    if rt.steps < 2 {
+        bail!("the range test needs at least 2 steps");
+    }
+    let mut tr = Trainer::new(mlp.clone(), task, params.to_vec(), rule)?;
+    let x = to_f32(&train.images);
+    let ratio = (rt.end_lr as f64 / rt.start_lr as f64).powf(1.0 / (rt.steps - 1) as f64);
+    let mut order = Vec::new();
+    let mut epoch = 0u64;
+    let mut curve = Curve::default();
+    let (mut avg, mut best) = (0.0f64, f64::INFINITY);
+    for step in 0..rt.steps {
+        if order.len() < rt.batch.min(train.len()) {
+            order = shuffled(train.len(), rt.seed.wrapping_add(epoch * 7919));
+            epoch += 1;
+        }
+        let idx: Vec<usize> = order.drain(..rt.batch.min(order.len())).collect();
+        let lr = rt.start_lr as f64 * ratio.powi(step as i32);
+        let loss = pool.install(|| tr.step(pool, &x, &train.labels, &idx, lr as f32, None))? as f64;
+        avg = rt.beta * avg + (1.0 - rt.beta) * loss;
+        let smooth = avg / (1.0 - rt.beta.powi(step as i32 + 1));
+        if !smooth.is_finite() {
+            break;
+        }
+        curve.lrs.push(lr);
+        curve.losses.push(smooth);
+        best = best.min(smooth);
+        if step > 0 && smooth > rt.diverge * best {
+            break;
+        }
+    }
+    if curve.lrs.len() < 2 {
+        bail!(
+            "the loss diverged at once (from {:e}); lower --start-lr",
+            rt.start_lr
+        );
+    }
+    Ok(curve)
+}
+
+/// The suggestions for a curve of at least two points.
+pub fn suggest(c: &Curve) -> Suggestions {
+    let n = c.losses.len();
+    let argmin = (0..n).fold(0, |b, i| if c.losses[i] < c.losses[b] { i } else { b });
+    // Slope of loss against log(lr), central differences inside, one-sided at the ends.
+    let logs: Vec<f64> = c.lrs.iter().map(|l| l.ln()).collect();
+    let slope = |i: usize| {
+        let (a, b) = (i.saturating_sub(1), (i + 1).min(n - 1));
+        (c.losses[b] - c.losses[a]) / (logs[b] - logs[a])
+    };
+    let steep = (0..n).fold(0, |b, i| if slope(i) < slope(b) { i } else { b });
+    Suggestions {
+        min_div10: c.lrs[argmin] / 10.0,
+        steepest: c.lrs[steep],
+        valley: c.lrs[valley(&c.losses)],
+    }
+}
+
+/// fastai's "valley": find the longest run of the curve along which the loss
+/// keeps falling (a longest decreasing subsequence, ending anywhere), and
+/// return a point in its lower-middle part — past the flat start, before the
+/// minimum where the loss is about to climb.
+pub fn valley(losses: &[f64]) -> usize {
+    let n = losses.len();
+    if n == 0 {
+        return 0;
+    }
+    // run[i]: length of the longest decreasing subsequence ending at i.
+    let mut run = vec![1usize; n];
+    let (mut start, mut end) = (0usize, 0usize);
+    for i in 1..n {
+        for j in 0..i {
+            if losses[i] < losses[j] && run[i] < run[j] + 1 {
+                run[i] = run[j] + 1;
+            }
+        }
+        if run[i] > run[end] {
+            end = i;
+            start = end + 1 - run[end];
+        }
+    }
+    let third = (end - start) / 3;
+    (start + third + third / 2).min(n - 1)
+}
+
+/// The loss against a log-scaled rate as a self-contained SVG (no fonts or
+/// libraries needed to write it), with each suggestion marked.
+pub fn svg(c: &Curve, s: &Suggestions) -> String {
+    let (w, h, l, r, t, b) = (720.0, 440.0, 70.0, 20.0, 30.0, 50.0);
+    let (x0, x1) = (c.lrs[0].log10(), c.lrs[c.lrs.len() - 1].log10());
+    let lo = c.losses.iter().cloned().fold(f64::INFINITY, f64::min);
+    // Like fastai, leave the last few points (the blow-up) out of the y range.
+    let shown = if c.losses.len() > 10 {
+        c.losses.len() - 5
+    } else {
+        c.losses.len()
+    };
+    let hi = c.losses[..shown]
+        .iter()
+        .cloned()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (y0, y1) = (
+        lo - 0.05 * (hi - lo).max(1e-9),
+        hi + 0.05 * (hi - lo).max(1e-9),
+    );
+    let px = |lr: f64| l + (lr.log10() - x0) / (x1 - x0).max(1e-12) * (w - l - r);
+    let py = |v: f64| t + (y1 - v) / (y1 - y0) * (h - t - b);
+    let mut o = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">learning-rate range test</text>\n\
+         <line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{}\" stroke=\"black\"/>\n",
+        w / 2.0, h - b, w - r, h - b, h - b
+    );
+    for d in (x0.floor() as i32)..=(x1.ceil() as i32) {
+        let x = px(10f64.powi(d));
+        if x < l - 0.5 || x > w - r + 0.5 {
+            continue;
+        }
+        o += &format!(
+            "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"black\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">1e{d}</text>\n",
+            h - b, h - b + 5.0, h - b + 20.0
+        );
+    }
+    for k in 0..=4 {
+        let v = y0 + (y1 - y0) * k as f64 / 4.0;
+        let y = py(v);
+        o += &format!(
+            "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{l}\" y2=\"{y:.1}\" stroke=\"black\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.3}</text>\n",
+            l - 5.0, l - 8.0, y + 4.0
+        );
+    }
+    o += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">learning rate (log scale)</text>\n",
+        (l + w - r) / 2.0,
+        h - 12.0
+    );
+    o += &format!("<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">smoothed loss</text>\n", (t + h - b) / 2.0, (t + h - b) / 2.0);
+    let pts: Vec<String> = c
+        .lrs
+        .iter()
+        .zip(&c.losses)
+        .map(|(&a, &v)| format!("{:.1},{:.1}", px(a), py(v.min(y1))))
+        .collect();
+    o += &format!(
+        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n",
+        pts.join(" ")
+    );
+    let at = |lr: f64| {
+        let i = (0..c.lrs.len()).fold(0, |b, i| {
+            if (c.lrs[i].ln() - lr.ln()).abs() < (c.lrs[b].ln() - lr.ln()).abs() {
+                i
+            } else {
+                b
+            }
+        });
+        c.losses[i]
+    };
+    for (k, (name, lr, color)) in [
+        ("valley", s.valley, "#d62728"),
+        ("steepest", s.steepest, "#2ca02c"),
+        ("min/10", s.min_div10, "#ff7f0e"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (x, y) = (px(*lr), py(at(*lr)));
+        o += &format!(
+            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\" fill=\"{color}\">{name} {lr:.2e}</text>\n",
+            w - r - 150.0, t + 16.0 + 16.0 * k as f64
+        );
+    }
+    o += "</svg>\n";
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_on_a_synthetic_curve() {
+        // Flat, then falling between 1e-4 and 1e-1, then blowing up.
+        let lrs: Vec<f64> = (0..100)
+            .map(|i| 1e-7 * 10f64.powf(8.0 * i as f64 / 99.0))
+            .collect();
+        let losses: Vec<f64> = lrs
+            .iter()
+            .map(|&l| {
+                let x = l.log10();
+                if x < -4.0 {
+                    2.3
+                } else if x < -1.0 {
+                    2.3 - 0.7 * (x + 4.0)
+                } else {
+                    0.2 + 5.0 * (x + 1.0).powi(2)
+                }
+            })
+            .collect();
+        let c = Curve { lrs, losses };
+        let s = suggest(&c);
+        assert!(s.min_div10 > 5e-3 && s.min_div10 < 2e-2, "{}", s.min_div10);
+        assert!(s.steepest > 1e-4 && s.steepest < 1e-1, "{}", s.steepest);
+        assert!(s.valley > 1e-4 && s.valley < 1e-1, "{}", s.valley);
+        let svg = svg(&c, &s);
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains("polyline")
+                && svg.contains("valley")
+                && svg.trim_end().ends_with("</svg>")
+        );
+    }
+
+    #[test]
+    fn valley_of_short_curves() {
+        assert_eq!(valley(&[]), 0);
+        assert_eq!(valley(&[1.0]), 0);
+        assert!(valley(&[3.0, 2.0, 1.0, 5.0]) <= 2);
+    }
+}
