@@ -77,3 +77,16 @@ impl<const R: usize, const C: usize> Matrix<R, C> {
         self.0.as_flattened_mut()
     }
 }
+
+/// Views bytes as signed bytes (int8 tensors stored in a byte blob), without copying.
+pub fn as_i8(bytes: &[u8]) -> &[i8] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit
+    // pattern is a valid i8; the length and lifetime are carried over unchanged.
+    unsafe { core::slice::from_raw_parts(bytes.as_ptr().cast::<i8>(), bytes.len()) }
+}
+
+/// Views signed bytes as bytes, without copying.
+pub fn as_u8(bytes: &[i8]) -> &[u8] {
+    // SAFETY: as in `as_i8`, the other way round.
+    unsafe { core::slice::from_raw_parts(bytes.as_ptr().cast::<u8>(), bytes.len()) }
+}

@@ -13,6 +13,7 @@
 #[cfg(feature = "std")] extern crate std;
 
 pub mod activation;
+pub mod blob;
 mod buffer;
 pub mod crc32;
 pub mod dense;
@@ -24,9 +25,10 @@ pub mod matmul;
 pub mod mlp;
 pub mod optim;
 pub mod par;
+pub mod quant;
 pub mod softmax;
 
-pub use buffer::{Buffer, F32Buffer, I32Buffer, I8Buffer, Matrix};
+pub use buffer::{as_i8, as_u8, Buffer, F32Buffer, I32Buffer, I8Buffer, Matrix};
 pub use dense::Dense;
 pub use error::Error;
 pub use isa::Isa;

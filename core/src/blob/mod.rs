@@ -1,0 +1,306 @@
+//! The model blob: one byte string holding an MLP's quantized (or f32)
+//! weights, read in place — straight from flash — by [`parse`], written by
+//! [`write`], and run by [`Model::infer_i8`] / [`Model::predict`] in a
+//! caller-provided scratch buffer. `docs/FORMAT.md` specifies it byte by byte.
+//!
+//! The parser checks magic, version, length, checksum, every offset, size,
+//! alignment, dimension, code and quantization parameter before it returns a
+//! [`Model`]; after that, inference cannot fail on the blob's contents.
+
+#![forbid(unsafe_code)]
+
+use crate::buffer::as_i8;
+use crate::quant::{dots_i8, requantize, ActQuant, Requant};
+use crate::{Error, MAX_LAYERS};
+
+mod read;
+mod write;
+
+pub use read::parse;
+pub use write::{blob_len, write, LayerData, LayerSpec};
+
+/// The first eight bytes of a blob.
+pub const MAGIC: [u8; 8] = *b"EMBRBLOB";
+/// The format's major version: a parser reads exactly this major version.
+pub const VERSION_MAJOR: u16 = 1;
+/// The minor version this writer produces (readers accept any minor).
+pub const VERSION_MINOR: u16 = 0;
+/// Bytes of the fixed header.
+pub const HEADER_LEN: usize = 64;
+/// Bytes of one layer-table entry.
+pub const LAYER_ENTRY_LEN: usize = 48;
+/// Alignment of every tensor and of the blob itself.
+pub const ALIGN: usize = 16;
+
+/// Element type of a model's layers (one type per model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    /// int8 weights and activations, int32 bias, fixed-point requantization.
+    Int8 = 1,
+    /// f32 weights, biases and activations (for MCUs with an FPU).
+    F32 = 2,
+}
+
+/// A dense layer read from a blob; slices point into the blob.
+#[derive(Clone, Copy, Debug)]
+pub struct Layer<'a> {
+    /// Input width.
+    pub in_dim: usize,
+    /// Output width.
+    pub out_dim: usize,
+    /// ReLU after the layer.
+    pub relu: bool,
+    /// Output quantization (int8 models).
+    pub output: ActQuant,
+    /// int8: out × in bytes; f32: in × out little-endian f32.
+    pub weight: &'a [u8],
+    /// int8: out little-endian i32; f32: out little-endian f32.
+    pub bias: &'a [u8],
+    /// int8: out × (i32 multiplier, u32 shift), little-endian; f32: empty.
+    pub requant: &'a [u8],
+}
+
+/// A parsed model, borrowing the blob.
+#[derive(Clone, Debug)]
+pub struct Model<'a> {
+    /// Element type of every layer.
+    pub dtype: Dtype,
+    /// The task code stored by the writer (0 digits, 1 threes-vs-sevens).
+    pub task: u8,
+    /// Input quantization (int8: `q = p − 128`, scale 1/255).
+    pub input: ActQuant,
+    /// The layers, first to last.
+    pub layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+    scratch: usize,
+}
+
+fn le_i32(b: &[u8], i: usize) -> i32 {
+    let mut a = [0u8; 4];
+    if let Some(s) = b.get(4 * i..4 * i + 4) {
+        a.copy_from_slice(s);
+    }
+    i32::from_le_bytes(a)
+}
+
+fn le_f32(b: &[u8], i: usize) -> f32 {
+    f32::from_bits(le_i32(b, i) as u32)
+}
+
+/// Scratch bytes a model needs: two activation buffers of the widest layer
+/// edge (input included), 1 byte per element for int8, 4 for f32.
+pub fn scratch_for(dtype: Dtype, widths: impl Iterator<Item = usize>) -> Option<usize> {
+    let widest = widths.max()?;
+    let elem = match dtype {
+        Dtype::Int8 => 1usize,
+        Dtype::F32 => 4,
+    };
+    widest.checked_mul(elem)?.checked_mul(2)
+}
+
+/// Output channels processed per kernel call (accumulators on the stack).
+const CHUNK: usize = 16;
+
+impl<'a> Model<'a> {
+    /// Bytes of scratch [`Model::infer_i8`] and [`Model::predict`] need.
+    pub fn scratch_bytes(&self) -> usize {
+        self.scratch
+    }
+
+    /// Input elements (784 for MNIST).
+    pub fn input_len(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.in_dim)
+    }
+
+    /// Output elements (logits).
+    pub fn output_len(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.out_dim)
+    }
+
+    /// Quantization of the int8 logits.
+    pub fn output_quant(&self) -> ActQuant {
+        self.layers.last().map_or(crate::quant::INPUT, |l| l.output)
+    }
+
+    fn check_io(&self, pixels: usize, scratch: usize, out: usize) -> Result<(), Error> {
+        if pixels != self.input_len() {
+            return Err(Error::ShapeMismatch {
+                expected: self.input_len(),
+                got: pixels,
+            });
+        }
+        if scratch < self.scratch {
+            return Err(Error::BufferTooSmall {
+                needed: self.scratch,
+                got: scratch,
+            });
+        }
+        if out != self.output_len() {
+            return Err(Error::ShapeMismatch {
+                expected: self.output_len(),
+                got: out,
+            });
+        }
+        Ok(())
+    }
+
+    /// Integer-only inference of an int8 model on u8 pixels: writes the int8
+    /// logits (real value `s_y · (q − z_y)`, see [`Model::output_quant`]).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for a wrong input or output length,
+    /// [`Error::BufferTooSmall`] when `scratch` is shorter than
+    /// [`Model::scratch_bytes`], [`Error::BadField`] for an f32 model.
+    pub fn infer_i8(&self, pixels: &[u8], scratch: &mut [u8], out: &mut [i8]) -> Result<(), Error> {
+        self.check_io(pixels.len(), scratch.len(), out.len())?;
+        if self.dtype != Dtype::Int8 {
+            return Err(Error::BadField { offset: 17 });
+        }
+        let half = self.scratch / 2;
+        let (a, rest) = scratch.split_at_mut(half);
+        let b = &mut rest[..half];
+        // x: u8 pixels -> int8 q = p - 128 (flip the top bit).
+        for (q, &p) in a.iter_mut().zip(pixels) {
+            *q = p ^ 0x80;
+        }
+        let (mut cur, mut next) = (a, b);
+        for layer in &self.layers {
+            // x: (in_dim) int8 -> y: (out_dim) int8
+            let x = as_i8(&cur[..layer.in_dim]);
+            let w = as_i8(layer.weight);
+            let y = &mut next[..layer.out_dim];
+            let mut acc = [0i32; CHUNK];
+            for c0 in (0..layer.out_dim).step_by(CHUNK) {
+                let n = CHUNK.min(layer.out_dim - c0);
+                let rows = &w[c0 * layer.in_dim..(c0 + n) * layer.in_dim];
+                dots_i8(x, rows, &mut acc[..n])?;
+                for (k, a) in acc[..n].iter().enumerate() {
+                    let c = c0 + k;
+                    let rq = Requant {
+                        multiplier: le_i32(layer.requant, 2 * c),
+                        shift: le_i32(layer.requant, 2 * c + 1) as u32,
+                    };
+                    // Parse bounds |bias| <= 2^30 and in_dim <= 2^16: no overflow.
+                    let total = a.wrapping_add(le_i32(layer.bias, c));
+                    y[c] = requantize(total, rq, layer.output.zero_point, layer.relu) as u8;
+                }
+            }
+            core::mem::swap(&mut cur, &mut next);
+        }
+        for (o, &q) in out.iter_mut().zip(cur.iter()) {
+            *o = q as i8;
+        }
+        Ok(())
+    }
+
+    /// f32 inference of an f32 model on u8 pixels (x = p / 255): writes the logits.
+    ///
+    /// # Errors
+    /// As [`Model::infer_i8`]; [`Error::BadField`] for an int8 model.
+    pub fn infer_f32(
+        &self,
+        pixels: &[u8],
+        scratch: &mut [u8],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_io(pixels.len(), scratch.len(), out.len())?;
+        if self.dtype != Dtype::F32 {
+            return Err(Error::BadField { offset: 17 });
+        }
+        let half = self.scratch / 2;
+        let (a, rest) = scratch.split_at_mut(half);
+        let b = &mut rest[..half];
+        for (q, &p) in a.chunks_exact_mut(4).zip(pixels) {
+            q.copy_from_slice(&(p as f32 * (1.0 / 255.0)).to_le_bytes());
+        }
+        let (mut cur, mut next) = (a, b);
+        for layer in &self.layers {
+            // x: (in_dim) f32 -> y: (out_dim) f32; W is in × out.
+            for c in 0..layer.out_dim {
+                let mut s = le_f32(layer.bias, c);
+                for i in 0..layer.in_dim {
+                    s += le_f32(cur, i) * le_f32(layer.weight, i * layer.out_dim + c);
+                }
+                if layer.relu && s < 0.0 {
+                    s = 0.0;
+                }
+                next[4 * c..4 * c + 4].copy_from_slice(&s.to_le_bytes());
+            }
+            core::mem::swap(&mut cur, &mut next);
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = le_f32(cur, i);
+        }
+        Ok(())
+    }
+
+    /// The predicted class of an int8 model, in integers only: the arg-max
+    /// of the int8 logits (the first on a tie), or for a one-output model, 1
+    /// when the logit is positive (its code above the zero point).
+    ///
+    /// # Errors
+    /// As [`Model::infer_i8`] (without the output length).
+    pub fn predict_i8(&self, pixels: &[u8], scratch: &mut [u8]) -> Result<usize, Error> {
+        let mut logits = [0i8; MAX_OUT];
+        let n = self.output_len();
+        let logits = logits.get_mut(..n).ok_or(Error::BadDimension)?;
+        self.infer_i8(pixels, scratch, logits)?;
+        if let [one] = logits {
+            return Ok(usize::from(*one as i32 > self.output_quant().zero_point));
+        }
+        let mut best = 0;
+        for (i, &v) in logits.iter().enumerate() {
+            if v > logits[best] {
+                best = i;
+            }
+        }
+        Ok(best)
+    }
+
+    /// The predicted class on either kind of model (see [`Model::predict_i8`];
+    /// f32 models compare f32 logits the same way).
+    ///
+    /// # Errors
+    /// As [`Model::predict_i8`].
+    pub fn predict(&self, pixels: &[u8], scratch: &mut [u8]) -> Result<usize, Error> {
+        if self.dtype == Dtype::Int8 {
+            return self.predict_i8(pixels, scratch);
+        }
+        let mut logits = [0.0f32; MAX_OUT];
+        let n = self.output_len();
+        let logits = logits.get_mut(..n).ok_or(Error::BadDimension)?;
+        self.infer_f32(pixels, scratch, logits)?;
+        if let [one] = logits {
+            return Ok(usize::from(*one > 0.0));
+        }
+        let mut best = 0;
+        for (i, &v) in logits.iter().enumerate() {
+            if v > logits[best] {
+                best = i;
+            }
+        }
+        Ok(best)
+    }
+}
+
+/// The most outputs [`Model::predict`] handles (logits live on its stack).
+pub const MAX_OUT: usize = 256;
+
+/// Bytes of a layer's (weight, bias, requant) tensors, or `None` on overflow.
+pub(crate) fn tensor_bytes(
+    dtype: Dtype,
+    in_dim: usize,
+    out_dim: usize,
+) -> Option<(usize, usize, usize)> {
+    let n = in_dim.checked_mul(out_dim)?;
+    // Dimension products must fit 32 bits, as the table's fields do.
+    u32::try_from(n.checked_mul(4)?).ok()?;
+    Some(match dtype {
+        Dtype::Int8 => (n, out_dim.checked_mul(4)?, out_dim.checked_mul(8)?),
+        Dtype::F32 => (n.checked_mul(4)?, out_dim.checked_mul(4)?, 0),
+    })
+}
+
+/// `x` rounded up to a multiple of [`ALIGN`].
+pub(crate) fn align_up(x: usize) -> Option<usize> {
+    Some(x.checked_add(ALIGN - 1)? / ALIGN * ALIGN)
+}

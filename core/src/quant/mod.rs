@@ -1,0 +1,230 @@
+//! int8 quantization: the kernel, requantization, and the post-training
+//! quantizer that turns an f32 dense layer into int8 weights, int32 biases and
+//! per-channel fixed-point multipliers.
+//!
+//! The scheme (as TensorFlow Lite's, with one documented rounding rule):
+//! - weights: int8 per output channel, symmetric, ±127, `w ≈ s_w[c] · q_w`;
+//! - activations: int8 per tensor with a zero point, `x ≈ s_x · (q_x − z_x)`;
+//!   the input is the u8 pixel `p` itself, `q = p − 128` (s = 1/255, z = −128);
+//! - accumulator: `acc[c] = Σ_i q_x[i] · q_w[c, i] + bias[c]` in int32, where
+//!   the stored bias already folds in the input zero point:
+//!   `bias[c] = round(b[c] / (s_x s_w[c])) − z_x · Σ_i q_w[c, i]`;
+//! - output: `q_y = clamp(round(acc · M[c]) + z_y, lo, 127)` with
+//!   `M[c] = s_x s_w[c] / s_y` as a Q31 multiplier and shift
+//!   ([`requant`]), `lo = z_y` when a ReLU is folded in, −128 otherwise.
+//!
+//! Inference uses integers only. Quantizing (this module's `quantize_*`,
+//! run on the host) uses floating point.
+
+use crate::{Error, Isa};
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[macro_use]
+mod body;
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+pub mod reference;
+pub mod requant;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+pub use requant::{requantize, Requant};
+
+/// The widest layer input accepted: `MAX_IN · 128 · 127 + 2^30 < 2^31`, so an
+/// accumulator can never overflow.
+pub const MAX_IN: usize = 1 << 16;
+/// Largest |stored bias| accepted (see [`MAX_IN`]).
+pub const MAX_BIAS: i32 = 1 << 30;
+
+/// `acc[c] = Σ_i x[i] · w[c · n + i]` (w is out × in, n = x.len()), exact, on
+/// [`Isa::active`]. Scalar, AVX2, AVX-512BW and NEON give identical bits.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] unless `w.len() == acc.len() * x.len()`;
+/// [`Error::BadDimension`] when `x.len() > MAX_IN`.
+pub fn dots_i8(x: &[i8], w: &[i8], acc: &mut [i32]) -> Result<(), Error> {
+    dots_i8_on(Isa::active(), x, w, acc)
+}
+
+/// [`dots_i8`] on a chosen path.
+///
+/// # Errors
+/// As [`dots_i8`], and [`Error::IsaUnavailable`].
+pub fn dots_i8_on(isa: Isa, x: &[i8], w: &[i8], acc: &mut [i32]) -> Result<(), Error> {
+    if x.len() > MAX_IN {
+        return Err(Error::BadDimension);
+    }
+    let need = acc.len().checked_mul(x.len()).ok_or(Error::BadDimension)?;
+    if w.len() != need {
+        return Err(Error::ShapeMismatch {
+            expected: need,
+            got: w.len(),
+        });
+    }
+    match isa {
+        Isa::Scalar => reference::dots_i8(x, w, acc),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma if isa.is_supported() => {
+            // SAFETY: is_supported() confirmed avx2; lengths checked above.
+            unsafe { x86_64::avx2::dots_i8(x, w, acc) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_supported() => {
+            // SAFETY: is_supported() confirmed avx512f+bw; lengths checked above.
+            unsafe { x86_64::avx512::dots_i8(x, w, acc) }
+        }
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon if isa.is_supported() => {
+            // SAFETY: is_supported() confirmed neon; lengths checked above.
+            unsafe { aarch64::neon::dots_i8(x, w, acc) }
+        }
+        _ => return Err(Error::IsaUnavailable),
+    }
+    Ok(())
+}
+
+/// Per-tensor activation quantization: `x ≈ scale · (q − zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActQuant {
+    /// Step between adjacent codes (finite, normal, > 0).
+    pub scale: f32,
+    /// The code of real 0, in −128..=127.
+    pub zero_point: i32,
+}
+
+/// The input: u8 pixels `p` as int8 `p − 128`, representing `p / 255`.
+pub const INPUT: ActQuant = ActQuant {
+    scale: 1.0 / 255.0,
+    zero_point: -128,
+};
+
+impl ActQuant {
+    /// The affine map of [lo, hi] (widened to contain 0, so 0 is exact) onto
+    /// −128..=127. A NaN bound counts as 0; an empty range as [0, 1].
+    pub fn from_range(lo: f32, hi: f32) -> ActQuant {
+        let lo = if lo.is_finite() { lo.min(0.0) } else { 0.0 };
+        let hi = if hi.is_finite() { hi.max(0.0) } else { 0.0 };
+        let span = if hi - lo > 0.0 { hi - lo } else { 1.0 };
+        let scale = (span / 255.0).max(f32::MIN_POSITIVE);
+        let zero_point = (-128.0 - libm::roundf(lo / scale)).clamp(-128.0, 127.0) as i32;
+        ActQuant { scale, zero_point }
+    }
+
+    /// Whether the parameters are usable (what a parser checks).
+    pub fn is_valid(self) -> bool {
+        self.scale.is_normal() && self.scale > 0.0 && (-128..=127).contains(&self.zero_point)
+    }
+}
+
+/// `round(v)` to int8 with the documented special values: NaN → 0,
+/// +∞ → 127, −∞ → −127, and saturation to ±127 (symmetric weights).
+pub fn quantize_symmetric(v: f32) -> i8 {
+    if v.is_nan() {
+        0
+    } else {
+        libm::roundf(v).clamp(-127.0, 127.0) as i8
+    }
+}
+
+/// Per-output-channel weight scales of a (in × out) f32 weight: the largest
+/// finite |w| of the channel over 127 (1 for an all-zero channel).
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] for lengths that do not fit.
+pub fn channel_scales(w: &[f32], in_dim: usize, scales: &mut [f32]) -> Result<(), Error> {
+    let out_dim = scales.len();
+    if w.len() != in_dim * out_dim {
+        return Err(Error::ShapeMismatch {
+            expected: in_dim * out_dim,
+            got: w.len(),
+        });
+    }
+    for (c, s) in scales.iter_mut().enumerate() {
+        *s = channel_scale(w, in_dim, out_dim, c);
+    }
+    Ok(())
+}
+
+/// Channel `c`'s scale: the largest finite |w| over 127, or 1 when all are 0.
+fn channel_scale(w: &[f32], in_dim: usize, out_dim: usize, c: usize) -> f32 {
+    let m = (0..in_dim)
+        .filter_map(|i| w.get(i * out_dim + c))
+        .map(|v| v.abs())
+        .filter(|v| v.is_finite())
+        .fold(0.0f32, f32::max);
+    if m > 0.0 {
+        m / 127.0
+    } else {
+        1.0
+    }
+}
+
+/// The buffers [`quantize_dense`] fills.
+pub struct QuantizedDense<'a> {
+    /// int8 weights, out × in (one row per output channel).
+    pub weight: &'a mut [i8],
+    /// int32 biases with the input zero point folded in.
+    pub bias: &'a mut [i32],
+    /// Per-channel requantization.
+    pub requant: &'a mut [Requant],
+}
+
+/// Quantizes a dense layer `y = x·W + b` (W in × out, f32) whose input is
+/// quantized as `input` and whose output is to be quantized as `output`.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] for lengths that do not fit;
+/// [`Error::BadHyperParameter`] when a channel's multiplier
+/// `s_in · s_w / s_out` is not in [2^−32, 1) (widen the output range: see
+/// [`min_output_scale`]) or a bias does not fit [`MAX_BIAS`].
+pub fn quantize_dense(
+    w: &[f32],
+    b: &[f32],
+    in_dim: usize,
+    input: ActQuant,
+    output: ActQuant,
+    q: QuantizedDense<'_>,
+) -> Result<(), Error> {
+    let out_dim = b.len();
+    let n = in_dim.checked_mul(out_dim).ok_or(Error::BadDimension)?;
+    for (got, want) in [
+        (w.len(), n),
+        (q.weight.len(), n),
+        (q.bias.len(), out_dim),
+        (q.requant.len(), out_dim),
+    ] {
+        if got != want {
+            return Err(Error::ShapeMismatch {
+                expected: want,
+                got,
+            });
+        }
+    }
+    for c in 0..out_dim {
+        let s_w = channel_scale(w, in_dim, out_dim, c);
+        let mut sum = 0i64;
+        for i in 0..in_dim {
+            let v = quantize_symmetric(w[i * out_dim + c] / s_w);
+            q.weight[c * in_dim + i] = v;
+            sum += v as i64;
+        }
+        let real = input.scale as f64 * s_w as f64;
+        let bq = libm::round(b[c] as f64 / real);
+        let bias = if bq.is_nan() { 0.0 } else { bq } - input.zero_point as f64 * sum as f64;
+        if bias.is_nan() || bias.abs() > MAX_BIAS as f64 {
+            return Err(Error::BadHyperParameter);
+        }
+        q.bias[c] = bias as i32;
+        q.requant[c] = Requant::from_real(real / output.scale as f64)?;
+    }
+    Ok(())
+}
+
+/// The smallest output scale that keeps every channel's multiplier below 1.
+pub fn min_output_scale(w: &[f32], in_dim: usize, out_dim: usize, input: ActQuant) -> f32 {
+    let worst = (0..out_dim)
+        .map(|c| channel_scale(w, in_dim, out_dim, c))
+        .fold(0.0f32, f32::max);
+    // A margin of 2^-20 keeps the Q31 rounding from reaching exactly 1.
+    worst * input.scale * (1.0 + 1.0 / (1 << 20) as f32)
+}

@@ -1,0 +1,3 @@
+//! x86_64 paths of the int8 kernel.
+pub(crate) mod avx2;
+pub(crate) mod avx512;

@@ -1,0 +1,622 @@
+//! The int8 kernel on every path, quantization, and the blob: round trip,
+//! inference against an independent integer model, and every fault of
+//! FAULTS.md items 1-16 and 27.
+
+#![allow(clippy::needless_range_loop)] // index loops mirror the format's formulas
+
+mod common;
+use common::*;
+use ember::blob::{self, parse, LayerData, LayerSpec};
+use ember::quant::{self, dots_i8_on, quantize_dense, ActQuant, QuantizedDense, Requant, INPUT};
+use ember::{Error, Isa};
+
+// ---------------------------------------------------------------- kernel
+
+#[test]
+fn int8_dots_are_bit_identical_on_every_path() {
+    let mut gen = Gen(5);
+    let mut byte = || (gen.next_f32() * 128.0) as i8;
+    for isa in vector_isas() {
+        for n in [0usize, 1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 784] {
+            for out in [1usize, 2, 3, 4, 5, 8, 9, 17] {
+                let x: Vec<i8> = (0..n).map(|_| byte()).collect();
+                let w: Vec<i8> = (0..n * out).map(|_| byte()).collect();
+                let mut want = vec![0; out];
+                dots_i8_on(Isa::Scalar, &x, &w, &mut want).unwrap();
+                let mut got = vec![7; out];
+                dots_i8_on(isa, &x, &w, &mut got).unwrap();
+                assert_eq!(got, want, "{isa} n={n} out={out}");
+            }
+        }
+    }
+}
+
+#[test]
+fn int8_saturation_corners_match_the_scalar_model() {
+    // -128 x -128, 127 x 127, -128 x 127 over the widest accepted row: exact.
+    for isa in Isa::available() {
+        for (xv, wv) in [(-128i8, -128i8), (127, 127), (-128, 127), (127, -128)] {
+            for n in [1usize, 16, 33, 4096] {
+                let x = vec![xv; n];
+                let w = vec![wv; 3 * n];
+                let mut acc = [0; 3];
+                dots_i8_on(isa, &x, &w, &mut acc).unwrap();
+                assert_eq!(
+                    acc,
+                    [xv as i32 * wv as i32 * n as i32; 3],
+                    "{isa} {xv}x{wv} n={n}"
+                );
+            }
+        }
+        // The bound: MAX_IN elements of -128 x -128 stay below 2^31.
+        let n = quant::MAX_IN;
+        let x = vec![-128i8; n];
+        let mut acc = [0; 1];
+        dots_i8_on(isa, &x, &x, &mut acc).unwrap();
+        assert_eq!(acc[0] as i64, 16384 * n as i64);
+        assert!(dots_i8_on(isa, &vec![0; n + 1], &vec![0; n + 1], &mut acc).is_err());
+        assert!(dots_i8_on(isa, &x[..4], &x[..7], &mut acc).is_err());
+    }
+}
+
+// ---------------------------------------------------------------- a model
+
+/// A tiny 3-layer int8 model (in 20 -> 9 -> 6 -> 4) from seeded f32 weights.
+struct Tiny {
+    w: Vec<Vec<i8>>,
+    b: Vec<Vec<i32>>,
+    rq: Vec<Vec<Requant>>,
+    out: Vec<ActQuant>,
+    dims: Vec<usize>,
+}
+
+fn tiny() -> Tiny {
+    let dims = vec![20usize, 9, 6, 4];
+    let mut gen = Gen(77);
+    let mut t = Tiny {
+        w: vec![],
+        b: vec![],
+        rq: vec![],
+        out: vec![],
+        dims: dims.clone(),
+    };
+    let mut input = INPUT;
+    for l in 0..3 {
+        let (i, o) = (dims[l], dims[l + 1]);
+        let w: Vec<f32> = gen.vec(i * o).iter().map(|v| v * 0.5).collect();
+        let b: Vec<f32> = gen.vec(o).iter().map(|v| v * 0.1).collect();
+        let output = if l < 2 {
+            ActQuant::from_range(0.0, 3.0)
+        } else {
+            ActQuant::from_range(-4.0, 4.0)
+        };
+        let (mut wq, mut bq, mut rq) = (
+            vec![0i8; i * o],
+            vec![0i32; o],
+            vec![
+                Requant {
+                    multiplier: 0,
+                    shift: 0
+                };
+                o
+            ],
+        );
+        quantize_dense(
+            &w,
+            &b,
+            i,
+            input,
+            output,
+            QuantizedDense {
+                weight: &mut wq,
+                bias: &mut bq,
+                requant: &mut rq,
+            },
+        )
+        .unwrap();
+        t.w.push(wq);
+        t.b.push(bq);
+        t.rq.push(rq);
+        t.out.push(output);
+        input = output;
+    }
+    t
+}
+
+fn specs(t: &Tiny) -> Vec<LayerSpec<'_>> {
+    (0..3)
+        .map(|l| LayerSpec {
+            in_dim: t.dims[l],
+            out_dim: t.dims[l + 1],
+            relu: l < 2,
+            data: LayerData::Int8 {
+                weight: &t.w[l],
+                bias: &t.b[l],
+                requant: &t.rq[l],
+                output: t.out[l],
+            },
+        })
+        .collect()
+}
+
+/// A 16-byte aligned copy of `bytes`: (storage, offset of the copy).
+fn aligned(bytes: &[u8]) -> (Vec<u8>, usize) {
+    let mut v = vec![0u8; bytes.len() + 16];
+    let off = (16 - v.as_ptr() as usize % 16) % 16;
+    v[off..off + bytes.len()].copy_from_slice(bytes);
+    (v, off)
+}
+
+fn tiny_blob() -> Vec<u8> {
+    let t = tiny();
+    let s = specs(&t);
+    let n = blob::blob_len(&s).unwrap();
+    let mut out = vec![0u8; n];
+    assert_eq!(blob::write(0, &s, &mut out).unwrap(), n);
+    out
+}
+
+/// Independent integer model of inference, straight from docs/FORMAT.md.
+fn reference_infer(t: &Tiny, pixels: &[u8]) -> Vec<i8> {
+    let mut x: Vec<i32> = pixels.iter().map(|&p| p as i32 - 128).collect();
+    for l in 0..3 {
+        let (i, o) = (t.dims[l], t.dims[l + 1]);
+        let mut y = vec![0i32; o];
+        for c in 0..o {
+            let acc: i64 = (0..i)
+                .map(|k| x[k] as i64 * t.w[l][c * i + k] as i64)
+                .sum::<i64>()
+                + t.b[l][c] as i64;
+            let rq = t.rq[l][c];
+            let shift = 31 + rq.shift;
+            let v = ((acc * rq.multiplier as i64 + (1i64 << (shift - 1))) >> shift)
+                + t.out[l].zero_point as i64;
+            let lo = if l < 2 {
+                t.out[l].zero_point as i64
+            } else {
+                -128
+            };
+            y[c] = v.clamp(lo, 127) as i32;
+        }
+        x = y;
+    }
+    x.iter().map(|&v| v as i8).collect()
+}
+
+#[test]
+fn round_trip_and_inference_match_an_independent_model() {
+    let t = tiny();
+    let bytes = tiny_blob();
+    let (buf, off) = aligned(&bytes);
+    let m = parse(&buf[off..off + bytes.len()]).unwrap();
+    assert_eq!((m.input_len(), m.output_len(), m.layers.len()), (20, 4, 3));
+    assert_eq!(m.scratch_bytes(), 2 * 20);
+    let mut gen = Gen(3);
+    for _ in 0..200 {
+        let pixels: Vec<u8> = (0..20)
+            .map(|_| ((gen.next_f32() + 1.0) * 127.9) as u8)
+            .collect();
+        let want = reference_infer(&t, &pixels);
+        for isa in Isa::available() {
+            Isa::force(isa).unwrap();
+            let mut scratch = vec![0u8; m.scratch_bytes()];
+            let mut out = [0i8; 4];
+            m.infer_i8(&pixels, &mut scratch, &mut out).unwrap();
+            assert_eq!(out.to_vec(), want, "{isa}");
+            let best = want
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, v)| if *v > want[b] { i } else { b });
+            assert_eq!(m.predict_i8(&pixels, &mut scratch).unwrap(), best);
+        }
+        Isa::force(Isa::detect()).unwrap();
+    }
+    // FAULTS 16: a short scratch buffer says how much it needs.
+    let mut small = [0u8; 39];
+    assert_eq!(
+        m.infer_i8(&[0; 20], &mut small, &mut [0; 4]),
+        Err(Error::BufferTooSmall {
+            needed: 40,
+            got: 39
+        })
+    );
+    assert!(m.infer_i8(&[0; 19], &mut [0; 40], &mut [0; 4]).is_err());
+    assert!(m.infer_i8(&[0; 20], &mut [0; 40], &mut [0; 3]).is_err());
+}
+
+#[test]
+fn golden_blob_is_stable() {
+    // The writer's output for the tiny model: offsets worked out by hand from
+    // docs/FORMAT.md, and the CRC pinned. A change here is a format change
+    // (bump the version and update FORMAT.md), not a test to re-bless.
+    let b = tiny_blob();
+    assert_eq!(b.len(), 756);
+    assert_eq!(&b[..8], b"EMBRBLOB");
+    let u = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        (u(12), u(20), u(32), u(36), u(40), u(44)),
+        (756, 20, 40, 64, 208, 544)
+    );
+    let table: Vec<[u32; 6]> = (0..3)
+        .map(|l| {
+            let e = 64 + 48 * l;
+            [
+                u(e + 20),
+                u(e + 24),
+                u(e + 28),
+                u(e + 32),
+                u(e + 36),
+                u(e + 40),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        table,
+        vec![
+            [208, 180, 400, 36, 448, 72],
+            [528, 54, 592, 24, 624, 48],
+            [672, 24, 704, 16, 720, 32],
+        ]
+    );
+    assert_eq!(u(752), GOLDEN_CRC, "CRC of the tiny model's blob");
+}
+
+/// CRC-32 of `tiny_blob()`.
+const GOLDEN_CRC: u32 = 0xc21f_afa9;
+
+// ---------------------------------------------------------------- faults
+
+/// Parses `bytes` from a 16-byte aligned copy.
+fn parse_aligned(bytes: &[u8]) -> Result<(), Error> {
+    let (buf, off) = aligned(bytes);
+    parse(&buf[off..off + bytes.len()]).map(|_| ())
+}
+
+/// Recomputes the CRC so a forged field gets past the checksum.
+fn recrc(b: &mut [u8]) {
+    let n = b.len();
+    let crc = ember::crc32::crc32(&b[..n - 4]);
+    b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn forged(f: impl Fn(&mut Vec<u8>)) -> Result<(), Error> {
+    let mut b = tiny_blob();
+    f(&mut b);
+    recrc(&mut b);
+    parse_aligned(&b)
+}
+
+fn set32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn every_truncation_and_every_byte_change_is_refused() {
+    let b = tiny_blob();
+    assert!(parse_aligned(&b).is_ok());
+    for len in 0..b.len() {
+        assert!(parse_aligned(&b[..len]).is_err(), "truncated to {len}");
+    }
+    for i in 0..b.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut c = b.clone();
+            c[i] ^= flip;
+            assert!(parse_aligned(&c).is_err(), "byte {i} ^ {flip:#x}");
+        }
+    }
+    let mut longer = b.clone();
+    longer.push(0);
+    assert!(
+        matches!(parse_aligned(&longer), Err(Error::ShapeMismatch { .. })),
+        "trailing byte"
+    );
+}
+
+#[test]
+fn forged_fields_get_typed_errors() {
+    let e1 = 64; // first layer entry
+                 // 1, 2: short, magic, versions.
+    assert_eq!(parse_aligned(&[]), Err(Error::Truncated { offset: 0 }));
+    assert_eq!(
+        parse_aligned(&[0; 40]),
+        Err(Error::Truncated { offset: 40 })
+    );
+    assert_eq!(forged(|b| b[0] = b'X'), Err(Error::BadMagic));
+    assert_eq!(
+        forged(|b| b[8] = 0),
+        Err(Error::UnsupportedVersion { found: 0 })
+    );
+    assert_eq!(
+        forged(|b| b[8] = 2),
+        Err(Error::UnsupportedVersion { found: 2 })
+    );
+    assert!(
+        forged(|b| b[10] = 9).is_ok(),
+        "minor versions are compatible"
+    );
+    // 3: declared length.
+    assert!(matches!(
+        forged(|b| {
+            let n = b.len() as u32;
+            set32(b, 12, n + 1)
+        }),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    // 4, 12: layer counts.
+    assert_eq!(
+        forged(|b| b[18] = 200),
+        Err(Error::TooManyLayers { got: 200 })
+    );
+    assert_eq!(forged(|b| b[18] = 0), Err(Error::BadDimension));
+    assert!(matches!(
+        forged(|b| b[18] = 8),
+        Err(Error::BadField { .. } | Error::Truncated { .. })
+    ));
+    // 5, 6, 7: offsets out of range, overlapping, misaligned.
+    assert!(matches!(
+        forged(|b| set32(b, e1 + 20, u32::MAX - 3)),
+        Err(Error::Misaligned { .. } | Error::BadField { .. })
+    ));
+    assert_eq!(
+        forged(|b| set32(b, e1 + 20, 0xFFFF_FFF0)),
+        Err(Error::BadField { offset: e1 + 20 })
+    );
+    assert_eq!(
+        forged(|b| {
+            let o = u32::from_le_bytes(b[e1 + 28..e1 + 32].try_into().unwrap());
+            set32(b, e1 + 28, o - 16)
+        }),
+        Err(Error::BadField { offset: e1 + 28 }),
+        "overlap"
+    );
+    assert_eq!(
+        forged(|b| {
+            let o = u32::from_le_bytes(b[e1 + 28..e1 + 32].try_into().unwrap());
+            set32(b, e1 + 28, o + 16)
+        }),
+        Err(Error::BadField { offset: e1 + 28 }),
+        "gap"
+    );
+    assert_eq!(
+        forged(|b| {
+            let o = u32::from_le_bytes(b[e1 + 20..e1 + 24].try_into().unwrap());
+            set32(b, e1 + 20, o + 4)
+        }),
+        Err(Error::Misaligned { offset: e1 + 20 })
+    );
+    let b = tiny_blob();
+    let (buf, off) = aligned(&b);
+    let mut shifted = vec![0u8; b.len() + 1];
+    shifted[1..].copy_from_slice(&buf[off..off + b.len()]);
+    let (sbuf, soff) = aligned(&shifted);
+    assert_eq!(
+        parse(&sbuf[soff + 1..soff + 1 + b.len()]).unwrap_err(),
+        Error::Misaligned { offset: 0 },
+        "base address"
+    );
+    // 8: zero and overflowing dimensions.
+    assert_eq!(forged(|b| set32(b, e1 + 8, 0)), Err(Error::BadDimension));
+    assert_eq!(
+        forged(|b| {
+            set32(b, 20, 65536);
+            set32(b, e1 + 4, 65536);
+            set32(b, e1 + 8, 65536)
+        }),
+        Err(Error::BadDimension)
+    );
+    assert_eq!(
+        forged(|b| {
+            set32(b, 20, 1 << 20);
+            set32(b, e1 + 4, 1 << 20)
+        }),
+        Err(Error::BadDimension)
+    );
+    // 9: stored bytes != shape x element size.
+    assert_eq!(
+        forged(|b| {
+            let l = u32::from_le_bytes(b[e1 + 24..e1 + 28].try_into().unwrap());
+            set32(b, e1 + 24, l - 1)
+        }),
+        Err(Error::BadField { offset: e1 + 24 })
+    );
+    // 10: unknown codes.
+    assert_eq!(forged(|b| b[17] = 9), Err(Error::BadField { offset: 17 }));
+    assert_eq!(forged(|b| b[16] = 9), Err(Error::BadField { offset: 16 }));
+    assert_eq!(forged(|b| b[e1] = 2), Err(Error::BadField { offset: e1 }));
+    assert_eq!(
+        forged(|b| b[e1 + 1] = 7),
+        Err(Error::BadField { offset: e1 + 1 })
+    );
+    // 11: widths that do not chain.
+    assert_eq!(
+        forged(|b| set32(b, e1 + 48 + 4, 8)),
+        Err(Error::ShapeMismatch {
+            expected: 9,
+            got: 8
+        })
+    );
+    assert_eq!(
+        forged(|b| set32(b, 20, 21)),
+        Err(Error::ShapeMismatch {
+            expected: 21,
+            got: 20
+        })
+    );
+    // 13: quantization parameters.
+    for bad in [0.0f32, -0.1, f32::NAN, f32::INFINITY, 1e-40] {
+        assert_eq!(
+            forged(|b| set32(b, e1 + 12, bad.to_bits())),
+            Err(Error::BadField { offset: e1 + 12 }),
+            "scale {bad}"
+        );
+        assert_eq!(
+            forged(|b| set32(b, 24, bad.to_bits())),
+            Err(Error::BadField { offset: 24 }),
+            "input scale {bad}"
+        );
+    }
+    assert_eq!(
+        forged(|b| set32(b, e1 + 16, 200)),
+        Err(Error::BadField { offset: e1 + 16 })
+    );
+    assert_eq!(
+        forged(|b| set32(b, e1 + 16, (-129i32) as u32)),
+        Err(Error::BadField { offset: e1 + 16 })
+    );
+    assert_eq!(
+        forged(|b| set32(b, 28, 0)),
+        Err(Error::BadField { offset: 28 })
+    );
+    let rq = |b: &Vec<u8>| u32::from_le_bytes(b[e1 + 36..e1 + 40].try_into().unwrap()) as usize;
+    assert!(
+        matches!(
+            forged(|b| {
+                let r = rq(b);
+                set32(b, r + 4, 32)
+            }),
+            Err(Error::BadField { .. })
+        ),
+        "shift 32"
+    );
+    assert!(
+        matches!(
+            forged(|b| {
+                let r = rq(b);
+                set32(b, r, 1 << 29)
+            }),
+            Err(Error::BadField { .. })
+        ),
+        "multiplier < 2^30"
+    );
+    assert!(
+        matches!(
+            forged(|b| {
+                let r = rq(b);
+                set32(b, r, 0x8000_0000)
+            }),
+            Err(Error::BadField { .. })
+        ),
+        "negative multiplier"
+    );
+    let bias = |b: &Vec<u8>| u32::from_le_bytes(b[e1 + 28..e1 + 32].try_into().unwrap()) as usize;
+    assert!(
+        matches!(
+            forged(|b| {
+                let o = bias(b);
+                set32(b, o, (1 << 30) + 1)
+            }),
+            Err(Error::BadField { .. })
+        ),
+        "bias bound"
+    );
+    // 14: checksum.
+    let mut c = tiny_blob();
+    c[100] ^= 1;
+    assert_eq!(parse_aligned(&c), Err(Error::ChecksumMismatch));
+    // Reserved bytes, padding and the scratch size are checked too.
+    assert!(matches!(
+        forged(|b| b[50] = 1),
+        Err(Error::BadField { offset: 50 })
+    ));
+    assert!(matches!(
+        forged(|b| b[e1 + 2] = 1),
+        Err(Error::BadField { .. })
+    ));
+    assert_eq!(
+        forged(|b| set32(b, 32, 39)),
+        Err(Error::BadField { offset: 32 })
+    );
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut x = 0x1234_5678u32;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let valid = tiny_blob();
+    for round in 0..20_000 {
+        let len = (next() % 900) as usize;
+        let mut b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if round % 2 == 0 && len > 16 {
+            // Start from a valid header so the parser gets further in.
+            let k = len.min(valid.len());
+            b[..k].copy_from_slice(&valid[..k]);
+            let i = (next() as usize) % len;
+            b[i] = next() as u8;
+            if round % 4 == 0 {
+                recrc(&mut b);
+            }
+        }
+        let _ = parse_aligned(&b);
+    }
+}
+
+#[test]
+fn writer_refuses_what_the_parser_would() {
+    let t = tiny();
+    let mut s = specs(&t);
+    s[1].in_dim = 8;
+    assert!(blob::blob_len(&s).is_err());
+    let mut s = specs(&t);
+    let bad = [Requant {
+        multiplier: 5,
+        shift: 0,
+    }; 6];
+    if let LayerData::Int8 { requant, .. } = &mut s[1].data {
+        *requant = &bad;
+    }
+    assert_eq!(blob::blob_len(&s), Err(Error::BadHyperParameter));
+    let s = specs(&t);
+    let mut small = vec![0u8; 10];
+    assert!(matches!(
+        blob::write(0, &s, &mut small),
+        Err(Error::BufferTooSmall { .. })
+    ));
+    assert!(small.iter().all(|&v| v == 0), "nothing written on error");
+    assert!(blob::blob_len(&[]).is_err());
+}
+
+#[test]
+fn quantization_special_values_are_documented() {
+    assert_eq!(quant::quantize_symmetric(f32::NAN), 0);
+    assert_eq!(quant::quantize_symmetric(f32::INFINITY), 127);
+    assert_eq!(quant::quantize_symmetric(f32::NEG_INFINITY), -127);
+    assert_eq!(quant::quantize_symmetric(1000.0), 127);
+    assert_eq!(quant::quantize_symmetric(-1000.0), -127);
+    assert_eq!(quant::quantize_symmetric(2.5), 3, "half away from zero");
+    assert_eq!(quant::quantize_symmetric(-2.5), -3);
+    let a = ActQuant::from_range(0.0, 2.55);
+    assert!((a.scale - 0.01).abs() < 1e-7 && a.zero_point == -128);
+    let a = ActQuant::from_range(-1.0, 1.0);
+    assert!((-1..=0).contains(&a.zero_point), "{a:?}");
+    assert!(ActQuant::from_range(f32::NAN, f32::NAN).is_valid());
+    // A weight matrix with NaN and infinity still quantizes, to the documented codes.
+    let w = [f32::NAN, 1.0, f32::INFINITY, -2.0];
+    let (mut wq, mut bq, mut rq) = (
+        [0i8; 4],
+        [0i32; 2],
+        [Requant {
+            multiplier: 0,
+            shift: 0,
+        }; 2],
+    );
+    quantize_dense(
+        &w,
+        &[0.0, 0.0],
+        2,
+        INPUT,
+        ActQuant::from_range(-10.0, 10.0),
+        QuantizedDense {
+            weight: &mut wq,
+            bias: &mut bq,
+            requant: &mut rq,
+        },
+    )
+    .unwrap();
+    // (out x in): channel 0 = [NaN, inf] (no finite weight: scale 1), channel 1 = [1, -2] (scale 2/127).
+    assert_eq!(wq, [0, 127, 64, -127]);
+}
