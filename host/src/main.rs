@@ -16,6 +16,7 @@ commands:
   predict   classify a test image (--index N) or a PGM file (--image FILE)
   lr-find   learning-rate range test: suggestions, --json, --plot FILE.svg
   fine-tune transfer learning: new head, frozen body, then discriminative LRs
+  export    quantize a checkpoint to an int8 blob (+ C header / Rust source)
   help      this text
 
 `ember <command> --help` lists a command's flags.";
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
             "predict" => host::cli::help(cmd::predict::FLAGS),
             "lr-find" => host::cli::help(cmd::lr_find::FLAGS),
             "fine-tune" => host::cli::help(&cmd::fine_tune::flags()),
+            "export" => host::cli::help(cmd::export::FLAGS),
             _ => String::new(),
         };
         println!("ember {command}: flags\n{flags}");
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         "predict" => cmd::predict::run(rest),
         "lr-find" => cmd::lr_find::run(rest),
         "fine-tune" => cmd::fine_tune::run(rest),
+        "export" => cmd::export::run(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())

@@ -102,10 +102,21 @@ impl ActQuant {
     /// The affine map of [lo, hi] (widened to contain 0, so 0 is exact) onto
     /// −128..=127. A NaN bound counts as 0; an empty range as [0, 1].
     pub fn from_range(lo: f32, hi: f32) -> ActQuant {
+        Self::from_range_min_scale(lo, hi, f32::MIN_POSITIVE)
+    }
+
+    /// As [`ActQuant::from_range`], with the scale at least `min_scale`
+    /// (see [`min_output_scale`]): the range grows around the same zero.
+    pub fn from_range_min_scale(lo: f32, hi: f32, min_scale: f32) -> ActQuant {
         let lo = if lo.is_finite() { lo.min(0.0) } else { 0.0 };
         let hi = if hi.is_finite() { hi.max(0.0) } else { 0.0 };
         let span = if hi - lo > 0.0 { hi - lo } else { 1.0 };
-        let scale = (span / 255.0).max(f32::MIN_POSITIVE);
+        let floor = if min_scale.is_normal() {
+            min_scale
+        } else {
+            f32::MIN_POSITIVE
+        };
+        let scale = (span / 255.0).max(floor);
         let zero_point = (-128.0 - libm::roundf(lo / scale)).clamp(-128.0, 127.0) as i32;
         ActQuant { scale, zero_point }
     }

@@ -1,15 +1,18 @@
 //! `ember eval`: accuracy, per-class accuracy and confusion matrix of a model
 //! on the test set.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use std::io::Write;
 use std::path::Path;
 
 use crate::checkpoint::Checkpoint;
 use crate::cli::{json_num, json_str, Args, Spec, Usage};
+use crate::export::{self, BlobBytes};
 use crate::mnist::{self, Split};
 use crate::par::Pool;
 use crate::train::{accuracy, classes_of, predict_logits, to_f32, Task};
+use ember::blob::Dtype;
 
 pub const FLAGS: &[Spec] = &[
     ("model", true, "checkpoint (or exported blob) to evaluate"),
@@ -19,30 +22,125 @@ pub const FLAGS: &[Spec] = &[
     ("json", false, "print one JSON object"),
 ];
 
-/// A loaded model of either kind, with its predictions.
+/// The weights of a loaded model.
+pub enum Weights {
+    /// An f32 checkpoint.
+    Checkpoint(Checkpoint),
+    /// An exported blob (int8 or f32), run by the core's blob inference.
+    Blob(BlobBytes),
+}
+
+/// A loaded model of either kind.
 pub struct Loaded {
     /// Task it was trained for.
     pub task: Task,
     /// `f32` or `int8`.
     pub kind: &'static str,
-    /// The checkpoint (f32 models).
-    pub ckpt: Checkpoint,
+    /// The weights.
+    pub weights: Weights,
 }
 
-/// Loads `--model`.
+/// Loads `--model`: a checkpoint or a blob, told apart by their magic.
 pub fn load_model(path: &Path) -> Result<Loaded> {
-    let ckpt = Checkpoint::load(path)?;
+    let mut magic = [0u8; 8];
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let got = std::io::Read::read(&mut f, &mut magic)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if got == 8 && magic == ember::blob::MAGIC {
+        let b = export::load_blob(path)?;
+        let m = b.model()?;
+        let task = export::blob_task(&m)?;
+        let kind = match m.dtype {
+            Dtype::Int8 => "int8",
+            Dtype::F32 => "f32",
+        };
+        drop(m);
+        return Ok(Loaded {
+            task,
+            kind,
+            weights: Weights::Blob(b),
+        });
+    }
+    let ckpt = Checkpoint::load(path).map_err(|e| {
+        if got < 8 || &magic != crate::checkpoint::MAGIC {
+            anyhow::anyhow!(
+                "{}: neither an ember checkpoint nor a model blob (bad magic)",
+                path.display()
+            )
+        } else {
+            e
+        }
+    })?;
     Ok(Loaded {
         task: ckpt.task,
         kind: "f32",
-        ckpt,
+        weights: Weights::Checkpoint(ckpt),
     })
+}
+
+/// Real-valued logits of one image (dequantized for int8 blobs).
+pub fn logits_of(m: &Loaded, pool: &Pool, pixels: &[u8]) -> Result<Vec<f32>> {
+    match &m.weights {
+        Weights::Checkpoint(c) => predict_logits(pool, &c.mlp, &c.params, &to_f32(pixels)),
+        Weights::Blob(b) => {
+            let model = b.model()?;
+            let mut scratch = vec![0u8; model.scratch_bytes()];
+            let n = model.output_len();
+            match model.dtype {
+                Dtype::Int8 => {
+                    let mut q = vec![0i8; n];
+                    model
+                        .infer_i8(pixels, &mut scratch, &mut q)
+                        .map_err(anyhow::Error::msg)?;
+                    let oq = model.output_quant();
+                    Ok(q.iter()
+                        .map(|&v| oq.scale * (v as i32 - oq.zero_point) as f32)
+                        .collect())
+                }
+                Dtype::F32 => {
+                    let mut y = vec![0.0f32; n];
+                    model
+                        .infer_f32(pixels, &mut scratch, &mut y)
+                        .map_err(anyhow::Error::msg)?;
+                    Ok(y)
+                }
+            }
+        }
+    }
 }
 
 /// Predicted classes for `images` (u8 pixels) by a loaded model.
 pub fn predict_classes(m: &Loaded, pool: &Pool, images: &[u8]) -> Result<Vec<usize>> {
-    let logits = predict_logits(pool, &m.ckpt.mlp, &m.ckpt.params, &to_f32(images))?;
-    Ok(classes_of(m.task, &logits, m.ckpt.mlp.out_dim()))
+    match &m.weights {
+        Weights::Checkpoint(c) => {
+            let logits = predict_logits(pool, &c.mlp, &c.params, &to_f32(images))?;
+            Ok(classes_of(m.task, &logits, c.mlp.out_dim()))
+        }
+        Weights::Blob(b) => {
+            let model = b.model()?;
+            let n_in = model.input_len();
+            if n_in != mnist::PIXELS {
+                bail!(
+                    "the blob takes {n_in} inputs, MNIST images have {}",
+                    mnist::PIXELS
+                );
+            }
+            pool.install(|| {
+                images
+                    .par_chunks(n_in * 256)
+                    .map(|chunk| {
+                        let mut scratch = vec![0u8; model.scratch_bytes()];
+                        chunk
+                            .chunks_exact(n_in)
+                            .map(|img| model.predict(img, &mut scratch).map_err(anyhow::Error::msg))
+                            .collect::<Result<Vec<usize>>>()
+                    })
+                    .collect::<Result<Vec<Vec<usize>>>>()
+            })
+            .map(|v| v.concat())
+        }
+    }
 }
 
 /// `ember eval`.

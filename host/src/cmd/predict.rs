@@ -6,10 +6,10 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::cli::{Args, Spec, Usage};
-use crate::cmd::eval::load_model;
+use crate::cmd::eval::{load_model, logits_of};
 use crate::mnist::{self, Split, PIXELS, SIDE};
 use crate::par::Pool;
-use crate::train::{predict_logits, to_f32, Task};
+use crate::train::Task;
 
 pub const FLAGS: &[Spec] = &[
     ("model", true, "checkpoint (or exported blob)"),
@@ -55,7 +55,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         }
     };
     let pool = Pool::new(1)?;
-    let logits = predict_logits(&pool, &m.ckpt.mlp, &m.ckpt.params, &to_f32(&pixels))?;
+    let logits = logits_of(&m, &pool, &pixels)?;
     let probs: Vec<(String, f32)> = match m.task {
         Task::Digits => {
             let mut p = vec![0.0; logits.len()];

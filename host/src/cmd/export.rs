@@ -1,0 +1,181 @@
+//! `ember export`: quantizes a checkpoint to int8 (or keeps f32) and writes
+//! the blob, optionally as a C header and a Rust source as well.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{check_writable, write_atomic, Checkpoint};
+use crate::cli::{json_str, Args, Spec, Usage};
+use crate::cmd::train::arch_name;
+use crate::export::{self, BlobBytes, Calibration};
+use crate::mnist::{self, Split};
+use crate::par::Pool;
+use crate::train::balanced_subset;
+
+/// The flags of `ember export`.
+pub const FLAGS: &[Spec] = &[
+    ("model", true, "the checkpoint to export (required)"),
+    (
+        "out",
+        true,
+        "the blob file (default: the checkpoint's name with .bin)",
+    ),
+    (
+        "c-header",
+        true,
+        "also write a C header with the blob as an aligned array",
+    ),
+    (
+        "rust",
+        true,
+        "also write a Rust source with the blob as an aligned static",
+    ),
+    (
+        "name",
+        true,
+        "symbol name in the header / source (default ember_model)",
+    ),
+    (
+        "calib",
+        true,
+        "training images used to calibrate activation ranges (default 1000)",
+    ),
+    (
+        "percentile",
+        true,
+        "calibrate to this percentile (e.g. 99.99) instead of min/max",
+    ),
+    (
+        "f32",
+        false,
+        "export f32 layers, unquantized (for MCUs with an FPU)",
+    ),
+    (
+        "data",
+        true,
+        "folder with the MNIST IDX files (for calibration)",
+    ),
+    ("seed", true, "seed picking the calibration images"),
+    ("threads", true, "worker threads"),
+    ("json", false, "print the result as one JSON object"),
+];
+
+/// `ember export`.
+pub fn run(argv: &[String]) -> Result<()> {
+    let a = Args::parse("export", argv, FLAGS)?;
+    let Some(model) = a.str("model").map(PathBuf::from) else {
+        return Err(Usage("ember export: --model CHECKPOINT is required".into()).into());
+    };
+    let out = a
+        .str("out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| model.with_extension("bin"));
+    let name = a.str("name").unwrap_or("ember_model").to_string();
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(Usage(format!(
+            "ember export: --name '{name}' is not a C/Rust identifier"
+        ))
+        .into());
+    }
+    let header = a.str("c-header").map(PathBuf::from);
+    let rust = a.str("rust").map(PathBuf::from);
+    let calib_n = a.positive("calib", 1000)?;
+    let how = match a.str("percentile") {
+        None => Calibration::MinMax,
+        Some(_) => {
+            let p: f64 = a.get("percentile", 100.0)?;
+            if !(p > 50.0 && p <= 100.0) {
+                return Err(Usage(format!(
+                    "ember export: --percentile must be in (50, 100], got {p}"
+                ))
+                .into());
+            }
+            Calibration::Percentile(p)
+        }
+    };
+    for p in [Some(&out), header.as_ref(), rust.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        check_writable(p, &[&model])?;
+    }
+    let ck = Checkpoint::load(&model)?;
+    let bytes = if a.has("f32") {
+        export::f32_blob(&ck)?
+    } else {
+        let pool = Pool::new(a.get("threads", 0usize)?)?;
+        let train = ck
+            .task
+            .filter(&mnist::load(&mnist::data_dir(a.str("data")), Split::Train)?);
+        let seed = a.get("seed", 1u64)?;
+        let calib = if calib_n >= train.len() {
+            train
+        } else {
+            // Picked like --train-limit: seeded and balanced over classes.
+            balanced_subset(&train, ck.task.classes(), calib_n, seed)
+        };
+        export::int8_blob(&pool, &ck, &calib.images, how)?
+    };
+    let b = BlobBytes::new(&bytes);
+    let m = b
+        .model()
+        .context("the exported blob does not parse (a bug: please report it)")?;
+    let kind = if a.has("f32") { "f32" } else { "int8" };
+    let what = format!(
+        "ember {kind} model {} for task {}, from {}",
+        arch_name(&ck.mlp),
+        ck.task.name(),
+        file_name(&model)
+    );
+    write_atomic(&out, &bytes)?;
+    if let Some(h) = &header {
+        write_atomic(
+            h,
+            export::c_header(&name, &bytes, m.scratch_bytes(), &what).as_bytes(),
+        )?;
+    }
+    if let Some(r) = &rust {
+        write_atomic(
+            r,
+            export::rust_source(&name, &bytes, m.scratch_bytes(), &what).as_bytes(),
+        )?;
+    }
+    let mut o = std::io::stdout().lock();
+    if a.has("json") {
+        writeln!(
+            o,
+            "{{\"blob\": {}, \"bytes\": {}, \"scratch_bytes\": {}, \"kind\": {}, \"arch\": {}, \"task\": {}, \"params\": {}}}",
+            json_str(&out.display().to_string()),
+            bytes.len(),
+            m.scratch_bytes(),
+            json_str(kind),
+            json_str(&arch_name(&ck.mlp)),
+            json_str(ck.task.name()),
+            ck.mlp.param_len()
+        )?;
+    } else {
+        writeln!(o, "{what}")?;
+        writeln!(
+            o,
+            "blob: {} ({} bytes for {} parameters)",
+            out.display(),
+            bytes.len(),
+            ck.mlp.param_len()
+        )?;
+        writeln!(o, "scratch: {} bytes", m.scratch_bytes())?;
+        for p in [header.as_ref(), rust.as_ref()].into_iter().flatten() {
+            writeln!(o, "wrote {}", p.display())?;
+        }
+    }
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,261 @@
+//! From a trained f32 checkpoint to a blob: calibrate activation ranges on
+//! training images, quantize every layer with the core's quantizer, lay the
+//! blob out with the core's writer; and the C header / Rust source wrappers.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+use crate::checkpoint::Checkpoint;
+use crate::par::Pool;
+use crate::train::{to_f32, Task};
+use ember::blob::{self, LayerData, LayerSpec, Model};
+use ember::quant::{min_output_scale, quantize_dense, ActQuant, QuantizedDense, Requant, INPUT};
+
+/// How activation ranges are calibrated.
+#[derive(Clone, Copy, Debug)]
+pub enum Calibration {
+    /// The observed minimum and maximum.
+    MinMax,
+    /// The given percentile of the values (e.g. 99.99), below and above.
+    Percentile(f64),
+}
+
+/// Calibrates the output range of every layer: runs the f32 model on
+/// `images` and returns (lo, hi) per layer.
+pub fn calibrate(
+    pool: &Pool,
+    ck: &Checkpoint,
+    images: &[u8],
+    how: Calibration,
+) -> Result<Vec<(f32, f32)>> {
+    let mlp = &ck.mlp;
+    let n = images.len() / mlp.in_dim();
+    if n == 0 {
+        bail!("no calibration images");
+    }
+    let x = to_f32(images);
+    let mut acts = vec![0.0; mlp.act_len(n)];
+    pool.install(|| mlp.forward(pool, &ck.params, &x, &mut acts, n))
+        .map_err(anyhow::Error::msg)?;
+    let mut out = Vec::new();
+    let mut start = 0;
+    for l in 0..mlp.layers() {
+        let len = n * mlp.layer(l).out_dim;
+        let vals = &acts[start..start + len];
+        start += len;
+        out.push(match how {
+            Calibration::MinMax => vals
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                }),
+            Calibration::Percentile(p) => {
+                let mut v = vals.to_vec();
+                v.sort_by(f32::total_cmp);
+                let at = |q: f64| v[((q / 100.0) * (v.len() - 1) as f64).round() as usize];
+                (at(100.0 - p), at(p))
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// One quantized layer's tensors, owned.
+pub struct QuantLayer {
+    /// int8 weight, out × in.
+    pub weight: Vec<i8>,
+    /// int32 bias (input zero point folded in).
+    pub bias: Vec<i32>,
+    /// Per-channel requantization.
+    pub requant: Vec<Requant>,
+    /// Output quantization.
+    pub output: ActQuant,
+}
+
+/// The tensors of a quantized model, owned.
+pub struct Quantized {
+    /// The layers, first to last.
+    pub layers: Vec<QuantLayer>,
+}
+
+/// Quantizes `ck` with the calibrated ranges.
+pub fn quantize(ck: &Checkpoint, ranges: &[(f32, f32)]) -> Result<Quantized> {
+    let mlp = &ck.mlp;
+    let mut input = INPUT;
+    let mut layers = Vec::new();
+    for (l, &(lo, hi)) in ranges.iter().enumerate() {
+        let d = mlp.layer(l);
+        let (w, b) = mlp.layer_params(l);
+        let (w, b) = (&ck.params[w], &ck.params[b]);
+        let floor = min_output_scale(w, d.in_dim, d.out_dim, input);
+        let output = ActQuant::from_range_min_scale(lo, hi, floor);
+        let mut wq = vec![0i8; d.weight_len()];
+        let mut bq = vec![0i32; d.out_dim];
+        let mut rq = vec![
+            Requant {
+                multiplier: 0,
+                shift: 0
+            };
+            d.out_dim
+        ];
+        quantize_dense(
+            w,
+            b,
+            d.in_dim,
+            input,
+            output,
+            QuantizedDense {
+                weight: &mut wq,
+                bias: &mut bq,
+                requant: &mut rq,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("quantizing layer {l}: {e}"))?;
+        layers.push(QuantLayer {
+            weight: wq,
+            bias: bq,
+            requant: rq,
+            output,
+        });
+        input = output;
+    }
+    Ok(Quantized { layers })
+}
+
+/// The int8 blob of `ck`, calibrated on `calib` images.
+pub fn int8_blob(pool: &Pool, ck: &Checkpoint, calib: &[u8], how: Calibration) -> Result<Vec<u8>> {
+    let ranges = calibrate(pool, ck, calib, how)?;
+    let q = quantize(ck, &ranges)?;
+    let mlp = &ck.mlp;
+    let specs: Vec<LayerSpec<'_>> = q
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(l, q)| LayerSpec {
+            in_dim: mlp.layer(l).in_dim,
+            out_dim: mlp.layer(l).out_dim,
+            relu: l + 1 < mlp.layers(),
+            data: LayerData::Int8 {
+                weight: w,
+                bias: b,
+                requant: r,
+                output: *o,
+            },
+        })
+        .collect();
+    write_specs(ck.task, &specs)
+}
+
+/// The f32 blob of `ck` (no quantization; for MCUs with an FPU).
+pub fn f32_blob(ck: &Checkpoint) -> Result<Vec<u8>> {
+    let mlp = &ck.mlp;
+    let specs: Vec<LayerSpec<'_>> = (0..mlp.layers())
+        .map(|l| {
+            let (w, b) = mlp.layer_params(l);
+            LayerSpec {
+                in_dim: mlp.layer(l).in_dim,
+                out_dim: mlp.layer(l).out_dim,
+                relu: l + 1 < mlp.layers(),
+                data: LayerData::F32 {
+                    weight: &ck.params[w],
+                    bias: &ck.params[b],
+                },
+            }
+        })
+        .collect();
+    write_specs(ck.task, &specs)
+}
+
+fn write_specs(task: Task, specs: &[LayerSpec<'_>]) -> Result<Vec<u8>> {
+    let n = blob::blob_len(specs).map_err(|e| anyhow::anyhow!("laying out the blob: {e}"))?;
+    let mut out = vec![0u8; n];
+    blob::write(task.code(), specs, &mut out)
+        .map_err(|e| anyhow::anyhow!("writing the blob: {e}"))?;
+    Ok(out)
+}
+
+/// Blob bytes held at a 16-byte aligned address, as the format requires.
+pub struct BlobBytes {
+    storage: Vec<u8>,
+    offset: usize,
+    len: usize,
+}
+
+impl BlobBytes {
+    /// An aligned copy of `bytes`.
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut storage = vec![0u8; bytes.len() + blob::ALIGN];
+        let offset = (blob::ALIGN - storage.as_ptr() as usize % blob::ALIGN) % blob::ALIGN;
+        storage[offset..offset + bytes.len()].copy_from_slice(bytes);
+        BlobBytes {
+            storage,
+            offset,
+            len: bytes.len(),
+        }
+    }
+    /// The aligned bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.storage[self.offset..self.offset + self.len]
+    }
+    /// Parses them.
+    pub fn model(&self) -> Result<Model<'_>> {
+        blob::parse(self.bytes()).map_err(|e| anyhow::anyhow!("not a valid ember model blob: {e}"))
+    }
+}
+
+/// Reads and parses a blob file.
+pub fn load_blob(path: &Path) -> Result<BlobBytes> {
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let b = BlobBytes::new(&raw);
+    b.model().with_context(|| format!("{}", path.display()))?;
+    Ok(b)
+}
+
+/// The task a blob was exported for.
+pub fn blob_task(m: &Model<'_>) -> Result<Task> {
+    Task::from_code(m.task).context("the blob names an unknown task")
+}
+
+/// A C header holding the blob as a 16-byte aligned array, the way
+/// TensorFlow Lite Micro users include a model.
+pub fn c_header(name: &str, blob: &[u8], scratch: usize, what: &str) -> String {
+    let guard = name.to_uppercase();
+    let mut s = format!(
+        "/* {what}\n * Generated by `ember export`; do not edit. */\n#ifndef {guard}_H\n#define {guard}_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n\
+         /* Bytes of scratch memory inference needs. */\n#define {guard}_SCRATCH_BYTES {scratch}u\n#define {guard}_LEN {}u\n\n\
+         static const size_t {name}_len = {};\n__attribute__((aligned(16))) static const uint8_t {name}[{}] = {{\n",
+        blob.len(),
+        blob.len(),
+        blob.len()
+    );
+    for row in blob.chunks(12) {
+        s.push_str("   ");
+        for b in row {
+            s.push_str(&format!(" 0x{b:02x},"));
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!("}};\n\n#endif /* {guard}_H */\n"));
+    s
+}
+
+/// A Rust source holding the blob as an aligned static.
+pub fn rust_source(name: &str, blob: &[u8], scratch: usize, what: &str) -> String {
+    let upper = name.to_uppercase();
+    let mut s = format!(
+        "// {what}\n// Generated by `ember export`; do not edit. Use it as a module\n// (`mod model;`) or with `include!`.\n\n\
+         /// 16-byte alignment for the blob, as the format requires.\n#[repr(C, align(16))]\npub struct Aligned<T: ?Sized>(pub T);\n\n\
+         /// Bytes of scratch memory inference needs.\npub const {upper}_SCRATCH_BYTES: usize = {scratch};\n\n\
+         /// The model blob; pass `&{upper}.0` to `ember::blob::parse`.\npub static {upper}: Aligned<[u8; {}]> = Aligned([\n",
+        blob.len()
+    );
+    for row in blob.chunks(12) {
+        s.push_str("   ");
+        for b in row {
+            s.push_str(&format!(" 0x{b:02x},"));
+        }
+        s.push('\n');
+    }
+    s.push_str("]);\n");
+    s
+}
