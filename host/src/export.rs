@@ -136,10 +136,10 @@ pub fn int8_blob(pool: &Pool, ck: &Checkpoint, calib: &[u8], how: Calibration) -
             out_dim: mlp.layer(l).out_dim,
             relu: l + 1 < mlp.layers(),
             data: LayerData::Int8 {
-                weight: w,
-                bias: b,
-                requant: r,
-                output: *o,
+                weight: &q.weight,
+                bias: &q.bias,
+                requant: &q.requant,
+                output: q.output,
             },
         })
         .collect();
