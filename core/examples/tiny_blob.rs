@@ -1,0 +1,62 @@
+//! Writes the tiny two-layer int8 model of docs/FORMAT.md's annotated
+//! hexdump and prints it as `xxd`-style hex: `cargo run -p ember --example tiny_blob`.
+
+use ember::blob::{self, LayerData, LayerSpec};
+use ember::quant::{ActQuant, Requant};
+
+/// Writes the tiny model into `out` and returns its length.
+pub fn tiny_blob(out: &mut [u8]) -> Result<usize, ember::Error> {
+    // Layer 0: 4 -> 3 with ReLU; layer 1: 3 -> 2.
+    let w0: [i8; 12] = [1, -2, 3, -4, 5, 6, -7, 8, 127, -127, 0, 64];
+    let b0 = [100i32, -200, 300];
+    let r0 = [
+        Requant::from_real(0.01)?,
+        Requant::from_real(0.02)?,
+        Requant::from_real(0.005)?,
+    ];
+    let w1: [i8; 6] = [10, -20, 30, -40, 50, -60];
+    let b1 = [-5i32, 5];
+    let r1 = [Requant::from_real(0.25)?, Requant::from_real(0.125)?];
+    let layers = [
+        LayerSpec {
+            in_dim: 4,
+            out_dim: 3,
+            relu: true,
+            data: LayerData::Int8 {
+                weight: &w0,
+                bias: &b0,
+                requant: &r0,
+                output: ActQuant {
+                    scale: 0.05,
+                    zero_point: -128,
+                },
+            },
+        },
+        LayerSpec {
+            in_dim: 3,
+            out_dim: 2,
+            relu: false,
+            data: LayerData::Int8 {
+                weight: &w1,
+                bias: &b1,
+                requant: &r1,
+                output: ActQuant {
+                    scale: 0.1,
+                    zero_point: 3,
+                },
+            },
+        },
+    ];
+    blob::write(0, &layers, out)
+}
+
+#[allow(dead_code)] // a test includes this file for `tiny_blob`
+fn main() -> Result<(), ember::Error> {
+    let mut out = [0u8; 512];
+    let n = tiny_blob(&mut out)?;
+    for (i, row) in out[..n].chunks(16).enumerate() {
+        let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+        println!("{:08x}: {}", i * 16, hex.join(" "));
+    }
+    Ok(())
+}
