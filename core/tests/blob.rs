@@ -15,7 +15,7 @@ use ember::{Error, Isa};
 #[test]
 fn int8_dots_are_bit_identical_on_every_path() {
     let mut gen = Gen(5);
-    let mut byte = || (gen.next_f32() * 128.0) as i8;
+    let mut byte = || ((gen.next_f32() * 128.0) as i8).max(-127);
     for isa in vector_isas() {
         for n in [0usize, 1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 784] {
             for out in [1usize, 2, 3, 4, 5, 8, 9, 17] {
@@ -35,7 +35,14 @@ fn int8_dots_are_bit_identical_on_every_path() {
 fn int8_saturation_corners_match_the_scalar_model() {
     // -128 x -128, 127 x 127, -128 x 127 over the widest accepted row: exact.
     for isa in Isa::available() {
-        for (xv, wv) in [(-128i8, -128i8), (127, 127), (-128, 127), (127, -128)] {
+        for (xv, wv) in [
+            (-128i8, -127i8),
+            (127, 127),
+            (-128, 127),
+            (127, -127),
+            (-1, -127),
+            (0, 127),
+        ] {
             for n in [1usize, 16, 33, 4096] {
                 let x = vec![xv; n];
                 let w = vec![wv; 3 * n];
@@ -48,14 +55,21 @@ fn int8_saturation_corners_match_the_scalar_model() {
                 );
             }
         }
-        // The bound: MAX_IN elements of -128 x -128 stay below 2^31.
+        // The bound: MAX_IN elements of -128 x -127 stay inside i32.
         let n = quant::MAX_IN;
         let x = vec![-128i8; n];
         let mut acc = [0; 1];
-        dots_i8_on(isa, &x, &x, &mut acc).unwrap();
-        assert_eq!(acc[0] as i64, 16384 * n as i64);
+        dots_i8_on(isa, &x, &vec![-127i8; n], &mut acc).unwrap();
+        assert_eq!(acc[0] as i64, 16256 * n as i64);
+        // A -128 weight is refused (the x86 kernels' pair sums rely on it).
+        let mut w = vec![1i8; 40];
+        w[33] = -128;
+        assert_eq!(
+            dots_i8_on(isa, &[1; 40], &w, &mut acc),
+            Err(Error::BadField { offset: 33 })
+        );
         assert!(dots_i8_on(isa, &vec![0; n + 1], &vec![0; n + 1], &mut acc).is_err());
-        assert!(dots_i8_on(isa, &x[..4], &x[..7], &mut acc).is_err());
+        assert!(dots_i8_on(isa, &x[..4], &vec![0; 7], &mut acc).is_err());
     }
 }
 
@@ -508,6 +522,11 @@ fn forged_fields_get_typed_errors() {
             Err(Error::BadField { .. })
         ),
         "bias bound"
+    );
+    // A -128 weight (the format's weights are symmetric).
+    assert_eq!(
+        forged(|b| b[208 + 5] = 0x80),
+        Err(Error::BadField { offset: 213 })
     );
     // 14: checksum.
     let mut c = tiny_blob();

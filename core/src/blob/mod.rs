@@ -10,7 +10,8 @@
 #![forbid(unsafe_code)]
 
 use crate::buffer::as_i8;
-use crate::quant::{dots_i8, requantize, ActQuant, Requant};
+use crate::quant::{dots_i8_checked_weights, requantize, ActQuant, Requant};
+use crate::Isa;
 use crate::{Error, MAX_LAYERS};
 
 mod read;
@@ -98,7 +99,7 @@ pub fn scratch_for(dtype: Dtype, widths: impl Iterator<Item = usize>) -> Option<
 }
 
 /// Output channels processed per kernel call (accumulators on the stack).
-const CHUNK: usize = 16;
+const CHUNK: usize = 64;
 
 impl<'a> Model<'a> {
     /// Bytes of scratch [`Model::infer_i8`] and [`Model::predict`] need.
@@ -163,6 +164,7 @@ impl<'a> Model<'a> {
             *q = p ^ 0x80;
         }
         let (mut cur, mut next) = (a, b);
+        let isa = Isa::active();
         for layer in &self.layers {
             // x: (in_dim) int8 -> y: (out_dim) int8
             let x = as_i8(&cur[..layer.in_dim]);
@@ -172,7 +174,8 @@ impl<'a> Model<'a> {
             for c0 in (0..layer.out_dim).step_by(CHUNK) {
                 let n = CHUNK.min(layer.out_dim - c0);
                 let rows = &w[c0 * layer.in_dim..(c0 + n) * layer.in_dim];
-                dots_i8(x, rows, &mut acc[..n])?;
+                // The parser refused -128 weights.
+                dots_i8_checked_weights(isa, x, rows, &mut acc[..n])?;
                 for (k, a) in acc[..n].iter().enumerate() {
                     let c = c0 + k;
                     let rq = Requant {

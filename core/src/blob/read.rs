@@ -233,6 +233,12 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
         }
         let [weight, bias, requant] = views;
         if dtype == Dtype::Int8 {
+            if let Some(k) = weight.iter().position(|&v| v == 0x80) {
+                let off = (weight.as_ptr() as usize).saturating_sub(b.as_ptr() as usize);
+                return Err(Error::BadField {
+                    offset: off.saturating_add(k),
+                });
+            }
             for (c, q) in requant.chunks_exact(8).enumerate() {
                 let base = c.saturating_mul(8);
                 let r = Requant {

@@ -128,6 +128,7 @@ fn check_data(l: &LayerSpec<'_>) -> Result<(), Error> {
             output,
         } => {
             if !output.is_valid()
+                || weight.contains(&i8::MIN)
                 || requant.iter().any(|r| !r.is_valid())
                 || bias.iter().any(|b| b.unsigned_abs() > MAX_BIAS as u32)
             {

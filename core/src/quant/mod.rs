@@ -38,10 +38,12 @@ pub const MAX_BIAS: i32 = 1 << 30;
 
 /// `acc[c] = Σ_i x[i] · w[c · n + i]` (w is out × in, n = x.len()), exact, on
 /// [`Isa::active`]. Scalar, AVX2, AVX-512BW and NEON give identical bits.
+/// Weights are symmetric int8, −127..=127 (the x86 kernels rely on it).
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`] unless `w.len() == acc.len() * x.len()`;
-/// [`Error::BadDimension`] when `x.len() > MAX_IN`.
+/// [`Error::BadDimension`] when `x.len() > MAX_IN`; [`Error::BadField`]
+/// (with the index) for a weight of −128.
 pub fn dots_i8(x: &[i8], w: &[i8], acc: &mut [i32]) -> Result<(), Error> {
     dots_i8_on(Isa::active(), x, w, acc)
 }
@@ -51,6 +53,19 @@ pub fn dots_i8(x: &[i8], w: &[i8], acc: &mut [i32]) -> Result<(), Error> {
 /// # Errors
 /// As [`dots_i8`], and [`Error::IsaUnavailable`].
 pub fn dots_i8_on(isa: Isa, x: &[i8], w: &[i8], acc: &mut [i32]) -> Result<(), Error> {
+    if let Some(i) = w.iter().position(|&v| v == i8::MIN) {
+        return Err(Error::BadField { offset: i });
+    }
+    dots_i8_checked_weights(isa, x, w, acc)
+}
+
+/// [`dots_i8_on`] for weights already known to hold no −128 (a parsed blob's).
+pub(crate) fn dots_i8_checked_weights(
+    isa: Isa,
+    x: &[i8],
+    w: &[i8],
+    acc: &mut [i32],
+) -> Result<(), Error> {
     if x.len() > MAX_IN {
         return Err(Error::BadDimension);
     }

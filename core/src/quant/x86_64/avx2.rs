@@ -1,4 +1,4 @@
-//! AVX2: 16 bytes per step, widened to 16 x i16, `vpmaddwd` into 8 x i32.
+//! AVX2: 32 bytes per step (`vpsignb`, `vpmaddubsw`, `vpmaddwd`) into 8 x i32.
 use core::arch::x86_64::*;
 
 #[target_feature(enable = "avx2")]
@@ -7,17 +7,27 @@ fn zero() -> __m256i {
     _mm256_setzero_si256()
 }
 /// # Safety
-/// `p..p + 16` is readable.
+/// `p..p + 32` is readable.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn widen(p: *const i8) -> __m256i {
-    // SAFETY: the caller guarantees 16 readable bytes; loadu has no alignment need.
-    _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(p.cast()) })
+unsafe fn load(p: *const i8) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes; loadu has no alignment need.
+    unsafe { _mm256_loadu_si256(p.cast()) }
 }
 #[target_feature(enable = "avx2")]
 #[inline]
-fn madd(a: __m256i, b: __m256i) -> __m256i {
-    _mm256_madd_epi16(a, b)
+fn abs8(x: __m256i) -> __m256i {
+    _mm256_abs_epi8(x) // |-128| = 0x80, read as unsigned 128 by maddubs
+}
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sign8(w: __m256i, x: __m256i) -> __m256i {
+    _mm256_sign_epi8(w, x)
+}
+#[target_feature(enable = "avx2")]
+#[inline]
+fn dot_pairs(ax: __m256i, sw: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), _mm256_set1_epi16(1))
 }
 #[target_feature(enable = "avx2")]
 #[inline]
@@ -33,4 +43,4 @@ fn hsum(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-dots_body!("avx2", bytes = 16);
+dots_body!("avx2", bytes = 32);
