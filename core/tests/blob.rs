@@ -69,7 +69,7 @@ fn int8_saturation_corners_match_the_scalar_model() {
             Err(Error::BadField { offset: 33 })
         );
         assert!(dots_i8_on(isa, &vec![0; n + 1], &vec![0; n + 1], &mut acc).is_err());
-        assert!(dots_i8_on(isa, &x[..4], &vec![0; 7], &mut acc).is_err());
+        assert!(dots_i8_on(isa, &x[..4], &[0; 7], &mut acc).is_err());
     }
 }
 
