@@ -18,7 +18,11 @@ fn model(images: &[u8]) -> (Mlp, Vec<f32>, Vec<u8>) {
     let mlp = Mlp::new(&[784, 128, 10]).unwrap();
     let mut params = vec![0.0; mlp.param_len()];
     mlp.init(&mut params, 1).unwrap();
-    let ck = Checkpoint { task: Task::Digits, mlp: mlp.clone(), params: params.clone() };
+    let ck = Checkpoint {
+        task: Task::Digits,
+        mlp: mlp.clone(),
+        params: params.clone(),
+    };
     let pool = Pool::new(1).unwrap();
     let bytes = export::int8_blob(&pool, &ck, images, Calibration::MinMax).unwrap();
     (mlp, params, bytes)

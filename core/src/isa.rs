@@ -20,10 +20,19 @@ pub enum Isa {
     Avx512,
     /// aarch64 Advanced SIMD (NEON).
     Neon,
+    /// Cortex-M DSP extension (Armv7E-M: M4, M7): the int8 kernel uses
+    /// SXTB16/SMLAD; the f32 kernels fall back to the scalar code.
+    CortexMDsp,
 }
 
 /// Every path, in order of preference (best last).
-pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Neon, Isa::Avx2Fma, Isa::Avx512];
+pub const ALL: [Isa; 5] = [
+    Isa::Scalar,
+    Isa::CortexMDsp,
+    Isa::Neon,
+    Isa::Avx2Fma,
+    Isa::Avx512,
+];
 
 const UNSET: u8 = 0xff;
 static ACTIVE: AtomicU8 = AtomicU8::new(UNSET);
@@ -36,6 +45,7 @@ impl Isa {
             Isa::Avx2Fma => "avx2+fma",
             Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
+            Isa::CortexMDsp => "cortex-m-dsp",
         }
     }
 
@@ -51,6 +61,7 @@ impl Isa {
             Isa::Avx2Fma => avx2_fma(),
             Isa::Avx512 => avx512(),
             Isa::Neon => neon(),
+            Isa::CortexMDsp => cfg!(ember_dsp),
         }
     }
 
@@ -71,7 +82,7 @@ impl Isa {
     }
 
     /// The paths that can run here, best last; `Scalar` always first.
-    pub fn available() -> heapless::Vec<Isa, 4> {
+    pub fn available() -> heapless::Vec<Isa, 5> {
         ALL.iter().copied().filter(|i| i.is_supported()).collect()
     }
 

@@ -639,3 +639,28 @@ fn quantization_special_values_are_documented() {
     // (out x in): channel 0 = [NaN, inf] (no finite weight: scale 1), channel 1 = [1, -2] (scale 2/127).
     assert_eq!(wq, [0, 127, 64, -127]);
 }
+
+/// The fuzz corpus (core/fuzz/corpus/parse_blob, grown by `cargo fuzz run`)
+/// replayed as a normal test: every input parses or is refused, without a
+/// panic, and accepted models run.
+#[test]
+fn fuzz_corpus_replays_cleanly() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/parse_blob");
+    let mut n = 0;
+    let mut accepted = 0;
+    for entry in std::fs::read_dir(&dir).expect("the fuzz corpus is part of the repository") {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let (buf, off) = aligned(&bytes);
+        if let Ok(m) = parse(&buf[off..off + bytes.len()]) {
+            let mut scratch = vec![0u8; m.scratch_bytes()];
+            let pixels = vec![200u8; m.input_len()];
+            m.predict(&pixels, &mut scratch).unwrap();
+            accepted += 1;
+        }
+        n += 1;
+    }
+    assert!(
+        n >= 3 && accepted >= 1,
+        "{n} corpus files, {accepted} valid"
+    );
+}

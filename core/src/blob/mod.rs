@@ -98,8 +98,9 @@ pub fn scratch_for(dtype: Dtype, widths: impl Iterator<Item = usize>) -> Option<
     widest.checked_mul(elem)?.checked_mul(2)
 }
 
-/// Output channels processed per kernel call (accumulators on the stack).
-const CHUNK: usize = 64;
+/// Output channels processed per kernel call (accumulators on the stack): a
+/// multiple of 3 and of 4, the row groups of the Cortex-M and x86 kernels.
+const CHUNK: usize = 96;
 
 impl<'a> Model<'a> {
     /// Bytes of scratch [`Model::infer_i8`] and [`Model::predict`] need.
@@ -176,15 +177,16 @@ impl<'a> Model<'a> {
                 let rows = &w[c0 * layer.in_dim..(c0 + n) * layer.in_dim];
                 // The parser refused -128 weights.
                 dots_i8_checked_weights(isa, x, rows, &mut acc[..n])?;
-                for (k, a) in acc[..n].iter().enumerate() {
-                    let c = c0 + k;
+                let bias = layer.bias[4 * c0..4 * (c0 + n)].chunks_exact(4);
+                let rq = layer.requant[8 * c0..8 * (c0 + n)].chunks_exact(8);
+                for (((o, a), b), r) in y[c0..c0 + n].iter_mut().zip(&acc[..n]).zip(bias).zip(rq) {
                     let rq = Requant {
-                        multiplier: le_i32(layer.requant, 2 * c),
-                        shift: le_i32(layer.requant, 2 * c + 1) as u32,
+                        multiplier: le_i32(r, 0),
+                        shift: le_i32(r, 1) as u32,
                     };
                     // Parse bounds |bias| <= 2^30 and in_dim <= 2^16: no overflow.
-                    let total = a.wrapping_add(le_i32(layer.bias, c));
-                    y[c] = requantize(total, rq, layer.output.zero_point, layer.relu) as u8;
+                    let total = a.wrapping_add(le_i32(b, 0));
+                    *o = requantize(total, rq, layer.output.zero_point, layer.relu) as u8;
                 }
             }
             core::mem::swap(&mut cur, &mut next);

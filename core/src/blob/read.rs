@@ -53,9 +53,11 @@ fn zeros(b: &[u8], off: usize, n: usize) -> Result<(), Error> {
     }
 }
 
-/// A scale the format accepts: finite, normal, positive.
-fn scale_ok(s: f32) -> bool {
-    s.is_normal() && s > 0.0
+/// A scale the format accepts: finite, normal, positive. Decided on the bits,
+/// so that parsing needs no floating point (no soft-float on a Cortex-M0).
+fn scale_ok(bits: u32) -> bool {
+    let exponent = bits & 0x7f80_0000;
+    bits >> 31 == 0 && exponent != 0 && exponent != 0x7f80_0000
 }
 
 /// Reads a blob in place.
@@ -127,7 +129,7 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
         Dtype::Int8 => INPUT.zero_point,
         Dtype::F32 => 0,
     };
-    if !scale_ok(input.scale) {
+    if !scale_ok(input.scale.to_bits()) {
         return Err(Error::BadField { offset: 24 });
     }
     if input.zero_point != want_zp {
@@ -190,7 +192,7 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
         };
         match dtype {
             Dtype::Int8 => {
-                if !scale_ok(output.scale) {
+                if !scale_ok(output.scale.to_bits()) {
                     return Err(Error::BadField { offset: at(12)? });
                 }
                 if !(-128..=127).contains(&output.zero_point) {

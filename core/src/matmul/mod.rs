@@ -257,7 +257,7 @@ pub fn gemm_on(isa: Isa, g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) -> Resul
 fn run(isa: Isa, g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], top_m: usize) -> Result<(), Error> {
     let _ = top_m; // unused on targets with no vector path
     match isa {
-        Isa::Scalar => reference::gemm(g, a, b, c),
+        Isa::Scalar | Isa::CortexMDsp if isa.is_supported() => reference::gemm(g, a, b, c),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma if isa.is_supported() => {
             // SAFETY: is_supported() has just confirmed avx2 and fma on this CPU;

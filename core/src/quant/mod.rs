@@ -18,11 +18,13 @@
 
 use crate::{Error, Isa};
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-#[macro_use]
-mod body;
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod body;
+#[cfg(ember_dsp)]
+mod cortex_m;
 pub mod reference;
 pub mod requant;
 #[cfg(target_arch = "x86_64")]
@@ -92,6 +94,11 @@ pub(crate) fn dots_i8_checked_weights(
         Isa::Neon if isa.is_supported() => {
             // SAFETY: is_supported() confirmed neon; lengths checked above.
             unsafe { aarch64::neon::dots_i8(x, w, acc) }
+        }
+        #[cfg(ember_dsp)]
+        Isa::CortexMDsp => {
+            // SAFETY: built only for Armv7E-M (ember_dsp); lengths checked above.
+            unsafe { cortex_m::dots_i8(x, w, acc) }
         }
         _ => return Err(Error::IsaUnavailable),
     }

@@ -64,11 +64,30 @@ impl Requant {
         self.multiplier as f64 * libm::ldexp(1.0, -(31 + self.shift as i32))
     }
 
-    /// `round(acc · M)`, half toward +∞. Requires [`Requant::is_valid`].
+    /// `round(acc · M)`, half toward +∞: `(acc·m + 2^(30+s)) >> (31+s)`.
+    /// Requires [`Requant::is_valid`].
+    ///
+    /// Computed without 64-bit variable shifts (costly on 32-bit cores): with
+    /// `h = (acc·m) >> 31` (a constant shift, and |h| < 2^31), for s ≥ 1 the
+    /// rounding term is a whole multiple of 2^31, so the result is
+    /// `(h + 2^(s−1)) >> s`, split as `(h >> s) + ((h mod 2^s) + 2^(s−1)) >> s`
+    /// to stay in 32 bits. Equal to the 64-bit formula for every input (tested).
     #[inline]
     pub fn apply(self, acc: i32) -> i32 {
-        let total = 31 + self.shift; // 31..=62
         let prod = acc as i64 * self.multiplier as i64; // |prod| < 2^62
+        let s = self.shift;
+        if s == 0 {
+            return ((prod + (1 << 30)) >> 31) as i32;
+        }
+        let h = (prod >> 31) as i32;
+        let low = (h as u32) & ((1u32 << s) - 1); // h mod 2^s, < 2^31
+        (h >> s) + ((low + (1u32 << (s - 1))) >> s) as i32
+    }
+
+    /// The defining 64-bit formula [`Requant::apply`] must equal.
+    pub fn apply_reference(self, acc: i32) -> i32 {
+        let total = 31 + self.shift; // 31..=62
+        let prod = acc as i64 * self.multiplier as i64;
         ((prod + (1i64 << (total - 1))) >> total) as i32
     }
 }
@@ -139,6 +158,56 @@ mod tests {
         };
         assert_eq!(tiny.apply(i32::MAX), 0);
         assert_eq!(tiny.apply(i32::MIN), 0);
+    }
+
+    #[test]
+    fn apply_equals_the_64_bit_formula() {
+        let mut x = 0x2545_f491u32;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let accs = [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            i32::MAX,
+            i32::MIN,
+            i32::MAX - 1,
+            i32::MIN + 1,
+            1 << 30,
+            -(1 << 30),
+        ];
+        let mults = [
+            MULTIPLIER_MIN,
+            MULTIPLIER_MIN + 1,
+            i32::MAX,
+            i32::MAX - 1,
+            0x5000_0000,
+        ];
+        for shift in 0..=SHIFT_MAX {
+            for &m in &mults {
+                for &a in &accs {
+                    let r = Requant {
+                        multiplier: m,
+                        shift,
+                    };
+                    assert_eq!(r.apply(a), r.apply_reference(a), "{a} {m} {shift}");
+                }
+            }
+            for _ in 0..20_000 {
+                let r = Requant {
+                    multiplier: (next() >> 1).max(MULTIPLIER_MIN as u32) as i32,
+                    shift,
+                };
+                let a = next() as i32 >> (next() % 32);
+                assert_eq!(r.apply(a), r.apply_reference(a), "{a} {r:?}");
+            }
+        }
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn check(x: usize, y: usize, rows: usize, cols: usize) -> Result<(), Error> {
 macro_rules! dispatch {
     ($isa:expr, $f:ident ( $($arg:expr),* ), $scalar:expr) => {
         match $isa {
-            Isa::Scalar => $scalar,
+            Isa::Scalar | Isa::CortexMDsp if $isa.is_supported() => $scalar,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma if $isa.is_supported() => {
                 // SAFETY: is_supported() has just confirmed avx2 and fma on this CPU.

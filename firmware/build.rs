@@ -1,0 +1,44 @@
+//! Picks the memory layout of the board for the target, and points the
+//! firmware at its test data: `EMBER_FIRMWARE_DATA` (a folder written by
+//! `ember export --vectors`), else the committed `data/`.
+use std::path::PathBuf;
+
+fn main() {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let board = if target.starts_with("thumbv6m") {
+        "microbit"
+    } else {
+        "mps2-an386"
+    };
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::copy(
+        manifest.join(format!("memory/{board}.x")),
+        out.join("memory.x"),
+    )
+    .unwrap();
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory");
+    println!("cargo:rerun-if-env-changed=EMBER_FIRMWARE_DATA");
+    let data = match std::env::var_os("EMBER_FIRMWARE_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => manifest.join("data"),
+    };
+    for f in [
+        "model.bin",
+        "images.bin",
+        "labels.bin",
+        "logits.bin",
+        "meta.rs",
+    ] {
+        let p = data.join(f);
+        assert!(
+            p.is_file(),
+            "{} is missing: run `ember export --vectors` (see firmware/README.md)",
+            p.display()
+        );
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    println!("cargo:rustc-env=EMBER_DATA_DIR={}", data.display());
+    println!("cargo:rustc-env=EMBER_BOARD={board}");
+}
