@@ -15,10 +15,23 @@ fuzz_target!(|data: &[u8]| {
     // The format promises a 16-byte aligned start; libFuzzer's buffer makes
     // none, so copy (the misaligned case is checked by the unit tests).
     let mut a = Box::new(Aligned([0; 1 << 16]));
-    a.0[..data.len()].copy_from_slice(data);
-    if let Ok(m) = ember::blob::parse(&a.0[..data.len()]) {
+    let n = data.len();
+    a.0[..n].copy_from_slice(data);
+    check(&a.0[..n]);
+    // Again with a valid length field and CRC, so the fuzzer also reaches
+    // the structural checks behind the checksum.
+    if n >= 68 {
+        a.0[12..16].copy_from_slice(&(n as u32).to_le_bytes());
+        let crc = ember::crc32::crc32(&a.0[..n - 4]);
+        a.0[n - 4..n].copy_from_slice(&crc.to_le_bytes());
+        check(&a.0[..n]);
+    }
+});
+
+fn check(bytes: &[u8]) {
+    if let Ok(m) = ember::blob::parse(bytes) {
         let mut scratch = vec![0u8; m.scratch_bytes()];
         let pixels: Vec<u8> = (0..m.input_len()).map(|i| i as u8).collect();
         let _ = m.predict(&pixels, &mut scratch);
     }
-});
+}
