@@ -145,6 +145,38 @@ fn train_eval_predict_on_real_mnist() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("prediction: 7"), "{out}");
+    // The same seven as a 28x28 RGB PNG, white on black.
+    let png_path = dir.join("seven.png");
+    {
+        let f = std::fs::File::create(&png_path).unwrap();
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(f), 28, 28);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let rgb: Vec<u8> = test.image(0).iter().flat_map(|&p| [p, p, p]).collect();
+        enc.write_header().unwrap().write_image_data(&rgb).unwrap();
+    }
+    let (code, out, err) = run(&[
+        "predict",
+        "--model",
+        ckpt.to_str().unwrap(),
+        "--image",
+        png_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("prediction: 7"), "{out}");
+    std::fs::write(&png_path, b"\x89PNG\r\n\x1a\nbroken").unwrap();
+    let (code, _, err) = run(&[
+        "predict",
+        "--model",
+        ckpt.to_str().unwrap(),
+        "--image",
+        png_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("unreadable PNG") && err.contains("seven.png"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -249,6 +281,7 @@ fn usage_errors_exit_2_without_panicking() {
 
 #[test]
 fn missing_or_bad_data_is_a_clear_error() {
+    // Offline: support::ember() points the mirrors at a port that refuses.
     let dir = temp_dir("nodata");
     let (code, _, err) = run(&[
         "train",
@@ -259,9 +292,11 @@ fn missing_or_bad_data_is_a_clear_error() {
     ]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("no train-images-idx3-ubyte")
+        err.contains("train-images-idx3-ubyte is not in")
             && err.contains(dir.to_str().unwrap())
-            && err.contains("--data"),
+            && err.contains("could not be downloaded (offline?)")
+            && err.contains("127.0.0.1:9")
+            && err.contains("--data DIR or set MNIST_DIR"),
         "{err}"
     );
     assert!(!dir.join("x.ckpt").exists());

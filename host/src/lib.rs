@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod cmd;
+pub mod download;
 pub mod export;
 pub mod lr_find;
 pub mod mnist;

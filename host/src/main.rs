@@ -13,10 +13,11 @@ usage: ember <command> [flags]
 commands:
   train     train an MLP (digits or 3v7), write a checkpoint and metrics
   eval      accuracy, per-class accuracy and confusion matrix of a model
-  predict   classify a test image (--index N) or a PGM file (--image FILE)
+  predict   classify a test image (--index N) or a PNG/PGM file (--image FILE)
   lr-find   learning-rate range test: suggestions, --json, --plot FILE.svg
   fine-tune transfer learning: new head, frozen body, then discriminative LRs
   export    quantize a checkpoint to an int8 blob (+ C header / Rust source)
+  download  fetch the four MNIST files into --data DIR (default $MNIST_DIR, then data/mnist)
   help      this text
 
 `ember <command> --help` lists a command's flags.";
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         "lr-find" => cmd::lr_find::run(rest),
         "fine-tune" => cmd::fine_tune::run(rest),
         "export" => cmd::export::run(rest),
+        "download" => cmd::download(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())

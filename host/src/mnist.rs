@@ -81,13 +81,15 @@ pub fn find(dir: &Path, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Loads one split from `dir`.
+/// Loads one split from `dir`, downloading missing files first (see
+/// [`crate::download::ensure`]).
 ///
 /// # Errors
 /// A missing or unreadable file (the message names the paths tried and how
 /// to supply the data), a malformed IDX file, or images and labels that do
 /// not pair up.
 pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
+    crate::download::ensure(dir)?;
     let (img, lab) = match split {
         Split::Train => (FILES[0], FILES[1]),
         Split::Test => (FILES[2], FILES[3]),

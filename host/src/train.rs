@@ -451,7 +451,8 @@ pub fn balanced_subset(d: &Dataset, classes: usize, limit: usize, seed: u64) -> 
     d.select(&pick)
 }
 
-/// Trains for `cfg.epochs` epochs, calling `report` after each; stops early
+/// Trains for `cfg.epochs` epochs, calling `progress(epoch, step, steps)`
+/// after every step of an epoch and `report` after each epoch; stops early
 /// (after the current step) when `stop` turns true.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
@@ -462,6 +463,7 @@ pub fn fit(
     test_x: &[f32],
     test: &Dataset,
     stop: &dyn Fn() -> bool,
+    progress: &mut dyn FnMut(usize, usize, usize),
     report: &mut dyn FnMut(&EpochStats, &Trainer) -> Result<()>,
 ) -> Result<Vec<EpochStats>> {
     if train.is_empty() {
@@ -484,6 +486,7 @@ pub fn fit(
             let l = pool.install(|| tr.step(pool, &x, &train.labels, idx, lr_now, mom))?;
             loss_sum += l as f64 * idx.len() as f64;
             step += 1;
+            progress(epoch, step - (epoch - 1) * steps_per_epoch, steps_per_epoch);
             if stop() {
                 break;
             }

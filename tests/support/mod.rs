@@ -33,9 +33,12 @@ pub fn mnist_dir() -> PathBuf {
     dir
 }
 
-/// The `ember` binary built for this test run.
+/// The `ember` binary built for this test run. Its MNIST mirrors point at a
+/// local port that refuses connections, so no test ever reaches the network.
 pub fn ember() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ember"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ember"));
+    c.env("EMBER_MNIST_MIRRORS", "http://127.0.0.1:9/");
+    c
 }
 
 /// A fresh, empty temporary folder for one test.

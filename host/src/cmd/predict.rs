@@ -17,7 +17,7 @@ pub const FLAGS: &[Spec] = &[
     (
         "image",
         true,
-        "classify a PGM (P2/P5) file: 28x28 grey, or scaled to it",
+        "classify a PNG or PGM file: 28x28 grey, or scaled to it",
     ),
     (
         "data",
@@ -106,13 +106,18 @@ pub fn ascii_art(pixels: &[u8]) -> String {
         .join("\n")
 }
 
-/// Reads a PGM image (binary P5 or ASCII P2, maxval <= 255) and scales it to
+/// Reads a PNG (any colour type, converted to grey) or PGM image (binary P5 or
+/// ASCII P2, maxval <= 255), told apart by their signatures, and scales it to
 /// 28 x 28 by area averaging. Dark-on-light images (mean > 127) are inverted
 /// to MNIST's light-on-dark.
 pub fn read_image(path: &Path) -> Result<Vec<u8>> {
     let b = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (w, h, px) =
-        parse_pgm(&b).with_context(|| format!("{}: not a PGM (P2/P5) image", path.display()))?;
+    let (w, h, px) = if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        decode_png(&b).with_context(|| format!("{}: unreadable PNG", path.display()))?
+    } else {
+        parse_pgm(&b)
+            .with_context(|| format!("{}: neither a PNG nor a PGM (P2/P5) image", path.display()))?
+    };
     let mut out = vec![0u8; PIXELS];
     for (oy, row) in out.chunks_mut(SIDE).enumerate() {
         for (ox, o) in row.iter_mut().enumerate() {
@@ -142,6 +147,33 @@ pub fn read_image(path: &Path) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
+}
+
+/// A PNG as 8-bit grey: 16-bit samples keep their high byte, palettes are
+/// expanded, colour becomes luminance (ITU-R BT.601 weights), alpha is dropped.
+fn decode_png(b: &[u8]) -> Result<(usize, usize, Vec<u8>)> {
+    let mut dec = png::Decoder::new(std::io::Cursor::new(b));
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec.read_info()?;
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    if w == 0 || h == 0 || w > 4096 || h > 4096 {
+        bail!("unsupported size {w}x{h} (up to 4096x4096)");
+    }
+    let mut buf = vec![0u8; reader.output_buffer_size().context("image too large")?];
+    let frame = reader.next_frame(&mut buf)?;
+    let data = &buf[..frame.buffer_size()];
+    let channels = frame.color_type.samples();
+    let grey = data
+        .chunks_exact(channels)
+        .map(|p| match channels {
+            1 | 2 => p[0],
+            _ => ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32) / 1000) as u8,
+        })
+        .collect::<Vec<u8>>();
+    if grey.len() != w * h {
+        bail!("decoded {} pixels for {w}x{h}", grey.len());
+    }
+    Ok((w, h, grey))
 }
 
 fn parse_pgm(b: &[u8]) -> Result<(usize, usize, Vec<u8>)> {

@@ -346,10 +346,25 @@ pub fn run_epochs(
             &test_x,
             test,
             &|| STOP.load(Ordering::Relaxed),
+            &mut |epoch, step, steps| {
+                // A progress bar inside the epoch, only on a terminal.
+                if tty && !quiet && (step % 16 == 0 || step == steps) {
+                    let filled = step * 30 / steps.max(1);
+                    let mut err = std::io::stderr();
+                    let _ = write!(
+                        err,
+                        "\r{phase}epoch {epoch:>3} [{}{}] {step}/{steps}",
+                        "#".repeat(filled),
+                        ".".repeat(30 - filled)
+                    );
+                    let _ = err.flush();
+                }
+            },
             &mut |e, tr| {
                 if !quiet {
                     if tty {
-                        write!(out, "\r")?;
+                        // Clear the progress bar's line.
+                        eprint!("\r{:60}\r", "");
                     }
                     writeln!(
                 out,
