@@ -115,7 +115,7 @@ fn helper_loop(h: &Helper, stop: &AtomicBool) {
             h.state.store(DONE, Ordering::Release);
             idle = 0;
             idle_since = Instant::now();
-        } else if idle % 1024 != 0 || idle_since.elapsed() < SPIN {
+        } else if !idle.is_multiple_of(1024) || idle_since.elapsed() < SPIN {
             // The clock is read once per 1024 polls: it is not free.
             idle = idle.wrapping_add(1);
             std::hint::spin_loop();
