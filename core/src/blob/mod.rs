@@ -160,8 +160,14 @@ impl<'a> Model<'a> {
         let half = self.scratch / 2;
         let (a, rest) = scratch.split_at_mut(half);
         let b = &mut rest[..half];
-        // x: u8 pixels -> int8 q = p - 128 (flip the top bit).
-        for (q, &p) in a.iter_mut().zip(pixels) {
+        // x: u8 pixels -> int8 q = p - 128 (flip the top bit), a word at a time.
+        let mut qs = a[..pixels.len()].chunks_exact_mut(4);
+        let mut ps = pixels.chunks_exact(4);
+        for (q, p) in (&mut qs).zip(&mut ps) {
+            let v = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]) ^ 0x8080_8080;
+            q.copy_from_slice(&v.to_ne_bytes());
+        }
+        for (q, &p) in qs.into_remainder().iter_mut().zip(ps.remainder()) {
             *q = p ^ 0x80;
         }
         let (mut cur, mut next) = (a, b);
