@@ -4,8 +4,9 @@
 //! into 16 bits with saturation. Feeding it |x| (0..=128) and w·sign(x)
 //! (`vpsignb`; −127..=127 because the format forbids −128 weights) gives
 //! pair sums of at most 2·128·127 = 32512: never saturated, so every step is
-//! exact. `vpmaddwd` against ones widens the pairs into 32-bit lanes. Four
-//! output rows share each load of x. Each ISA file supplies `zero`, `load`,
+//! exact. `vpmaddwd` against ones widens the pairs into 32-bit lanes. Sixteen
+//! output rows share each load of x (16 sums in flight hide the weight
+//! stream's latency: 3.44 -> 2.52 us per 784-128-10 image against 4 rows). Each ISA file supplies `zero`, `load`,
 //! `abs8`, `sign8`, `dot_pairs` (maddubs then madd with ones), `add`, `hsum`.
 
 macro_rules! dots_body {
@@ -19,6 +20,11 @@ macro_rules! dots_body {
         pub(crate) unsafe fn dots_i8(x: &[i8], w: &[i8], acc: &mut [i32]) {
             debug_assert_eq!(w.len(), acc.len() * x.len());
             let mut c = 0;
+            while c + 16 <= acc.len() {
+                // SAFETY: rows c..c+16 exist (loop condition); forwarded contract.
+                unsafe { rows::<16>(x, w, c, &mut acc[c..c + 16]) };
+                c += 16;
+            }
             while c + 4 <= acc.len() {
                 // SAFETY: rows c..c+4 exist (loop condition); forwarded contract.
                 unsafe { rows::<4>(x, w, c, &mut acc[c..c + 4]) };
