@@ -7,12 +7,6 @@ mod support;
 use std::path::Path;
 use support::*;
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = ember().args(args).output().unwrap();
-    let (out, err) = text(&o);
-    (o.status.code().unwrap_or(-1), out, err)
-}
-
 /// Trains a tiny one-epoch model into `ckpt` (quietly); extra flags appended.
 fn train_tiny(data: &Path, ckpt: &Path, limit: &str, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec![

@@ -5,18 +5,6 @@
 mod support;
 use support::*;
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = ember().args(args).output().unwrap();
-    let (out, err) = text(&o);
-    (o.status.code().unwrap_or(-1), out, err)
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = run(args);
-    assert_eq!(code, 0, "ember {args:?}\n{out}\n{err}");
-    out
-}
-
 #[test]
 fn int8_export_keeps_accuracy_size_and_compiles_as_c_and_rust() {
     let data = mnist_dir();

@@ -8,18 +8,6 @@ mod support;
 use host::checkpoint::Checkpoint;
 use support::*;
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = ember().args(args).output().unwrap();
-    let (out, err) = text(&o);
-    (o.status.code().unwrap_or(-1), out, err)
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = run(args);
-    assert_eq!(code, 0, "ember {args:?}\n{out}\n{err}");
-    out
-}
-
 /// The first element of the `lrs` array.
 fn first_lr(json: &str) -> f64 {
     let rest = &json[json.find("\"lrs\": [").unwrap() + 8..];

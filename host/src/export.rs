@@ -228,13 +228,7 @@ pub fn c_header(name: &str, blob: &[u8], scratch: usize, what: &str) -> String {
         blob.len(),
         blob.len()
     );
-    for row in blob.chunks(12) {
-        s.push_str("   ");
-        for b in row {
-            s.push_str(&format!(" 0x{b:02x},"));
-        }
-        s.push('\n');
-    }
+    s.push_str(&hex_rows(blob));
     s.push_str(&format!("}};\n\n#endif /* {guard}_H */\n"));
     s
 }
@@ -249,6 +243,14 @@ pub fn rust_source(name: &str, blob: &[u8], scratch: usize, what: &str) -> Strin
          /// The model blob; pass `&{upper}.0` to `ember::blob::parse`.\npub static {upper}: Aligned<[u8; {}]> = Aligned([\n",
         blob.len()
     );
+    s.push_str(&hex_rows(blob));
+    s.push_str("]);\n");
+    s
+}
+
+/// The bytes as `0x..,` literals, twelve to an indented line.
+fn hex_rows(blob: &[u8]) -> String {
+    let mut s = String::with_capacity(blob.len() * 6);
     for row in blob.chunks(12) {
         s.push_str("   ");
         for b in row {
@@ -256,6 +258,5 @@ pub fn rust_source(name: &str, blob: &[u8], scratch: usize, what: &str) -> Strin
         }
         s.push('\n');
     }
-    s.push_str("]);\n");
     s
 }

@@ -67,3 +67,17 @@ pub fn json_number(json: &str, key: &str) -> Option<f64> {
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
+
+/// Runs `ember` with `args`: (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let o = ember().args(args).output().unwrap();
+    let (out, err) = text(&o);
+    (o.status.code().unwrap_or(-1), out, err)
+}
+
+/// Runs `ember` with `args`, requires success, returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "ember {args:?}\n{out}\n{err}");
+    out
+}
