@@ -180,6 +180,34 @@ pub fn check_writable(path: &Path, inputs: &[&Path]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::write_atomic;
+
+    /// FAULTS 35: an I/O error while saving leaves no temporary file and the
+    /// old content untouched (here the rename fails: the target is a folder).
+    #[test]
+    fn a_failed_save_cleans_up_and_keeps_the_old_file() {
+        let dir = std::env::temp_dir().join(format!("ember-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("model.ckpt")).unwrap();
+        std::fs::write(dir.join("model.ckpt/keep"), b"old").unwrap();
+        assert!(write_atomic(&dir.join("model.ckpt"), b"new").is_err());
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("model.ckpt")],
+            "no temporary file left"
+        );
+        assert_eq!(std::fs::read(dir.join("model.ckpt/keep")).unwrap(), b"old");
+        // And a good save replaces a file whole.
+        std::fs::write(dir.join("b.ckpt"), b"old").unwrap();
+        write_atomic(&dir.join("b.ckpt"), b"new").unwrap();
+        assert_eq!(std::fs::read(dir.join("b.ckpt")).unwrap(), b"new");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The core's small-table CRC-32 (used by the blob on the device) and
     /// crc32fast (used here for speed) are the same function.
     #[test]
