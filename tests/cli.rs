@@ -252,6 +252,7 @@ fn usage_errors_exit_2_without_panicking() {
             "--epochs 'many' is not a valid",
         ),
         (&["train", "--task", "cats"], "--task must be digits or 3v7"),
+        (&["train", "--augment", "9"], "--augment must be at most 8"),
         (
             &["train", "--hidden", "12,x"],
             "--hidden wants positive widths",

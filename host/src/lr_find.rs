@@ -102,7 +102,8 @@ pub fn run(
         }
         let idx: Vec<usize> = order.drain(..rt.batch.min(order.len())).collect();
         let lr = rt.start_lr as f64 * ratio.powi(step as i32);
-        let loss = pool.install(|| tr.step(pool, &x, &train.labels, &idx, lr as f32, None))? as f64;
+        let loss =
+            pool.install(|| tr.step(pool, &x, &train.labels, &idx, &[], lr as f32, None))? as f64;
         avg = rt.beta * avg + (1.0 - rt.beta) * loss;
         let smooth = avg / (1.0 - rt.beta.powi(step as i32 + 1));
         if !smooth.is_finite() {

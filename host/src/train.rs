@@ -175,6 +175,9 @@ pub struct Config {
     pub schedule: Schedule,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
+    /// Augmentation: each training image moves by a random whole number of
+    /// pixels in -augment..=augment along each axis (0: none).
+    pub augment: usize,
 }
 
 /// Pixels as the network sees them: p / 255.
@@ -283,13 +286,16 @@ impl Trainer {
     }
 
     /// One optimizer step on the examples `idx` of (`x`, `labels`) at base rate
-    /// `lr`; returns the batch loss.
+    /// `lr`, each image moved by its entry of `shifts` (empty: unmoved);
+    /// returns the batch loss.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         pool: &Pool,
         x: &[f32],
         labels: &[u8],
         idx: &[usize],
+        shifts: &[(i8, i8)],
         lr: f32,
         momentum: Option<f32>,
     ) -> Result<f32> {
@@ -298,8 +304,12 @@ impl Trainer {
         self.x.clear();
         self.targets.clear();
         self.targets_f.clear();
-        for &i in idx {
-            self.x.extend_from_slice(&x[i * PIXELS..(i + 1) * PIXELS]);
+        for (k, &i) in idx.iter().enumerate() {
+            let img = &x[i * PIXELS..(i + 1) * PIXELS];
+            match shifts.get(k) {
+                Some(&(dx, dy)) if (dx, dy) != (0, 0) => push_shifted(&mut self.x, img, dx, dy),
+                _ => self.x.extend_from_slice(img),
+            }
             self.targets.push(labels[i] as u32);
             self.targets_f.push(labels[i] as f32);
         }
@@ -344,6 +354,32 @@ impl Trainer {
             .map_err(anyhow::Error::msg)?;
         Ok(loss)
     }
+}
+
+/// Appends `img` (28×28) moved right by `dx` and down by `dy` pixels; what
+/// moves in from outside the frame is background (0).
+pub fn push_shifted(out: &mut Vec<f32>, img: &[f32], dx: i8, dy: i8) {
+    let side = 28isize;
+    let (dx, dy) = (dx as isize, dy as isize);
+    for y in 0..side {
+        let sy = y - dy;
+        for x in 0..side {
+            let sx = x - dx;
+            let inside = (0..side).contains(&sy) && (0..side).contains(&sx);
+            out.push(if inside {
+                img[(sy * side + sx) as usize]
+            } else {
+                0.0
+            });
+        }
+    }
+}
+
+/// `n` random shifts in -max..=max along each axis.
+pub fn random_shifts(rng: &mut impl Rng, n: usize, max: usize) -> Vec<(i8, i8)> {
+    let span = 2 * max as u64 + 1;
+    let mut one = || (rng.next_u64() % span) as i8 - max as i8;
+    (0..n).map(|_| (one(), one())).collect()
 }
 
 /// Logits of `n` examples of `x`, computed in chunks.
@@ -478,12 +514,18 @@ pub fn fit(
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
         let order = shuffled(n, cfg.seed.wrapping_add(epoch as u64 * 7919));
+        let mut aug_rng = ember::init::rng(cfg.seed ^ 0x00a0_6e47 ^ ((epoch as u64) << 32));
         let mut loss_sum = 0.0f64;
         let mut lr_now = cfg.lr;
         for idx in order.chunks(cfg.batch) {
             let (mult, mom) = cfg.schedule.at(step, total);
             lr_now = cfg.lr * mult;
-            let l = pool.install(|| tr.step(pool, &x, &train.labels, idx, lr_now, mom))?;
+            let shifts = if cfg.augment > 0 {
+                random_shifts(&mut aug_rng, idx.len(), cfg.augment)
+            } else {
+                Vec::new()
+            };
+            let l = pool.install(|| tr.step(pool, &x, &train.labels, idx, &shifts, lr_now, mom))?;
             loss_sum += l as f64 * idx.len() as f64;
             step += 1;
             progress(epoch, step - (epoch - 1) * steps_per_epoch, steps_per_epoch);
@@ -553,6 +595,28 @@ mod tests {
         assert!((Schedule::Cosine.at(0, 11).0 - 1.0).abs() < 1e-7);
         assert!(Schedule::Cosine.at(10, 11).0.abs() < 1e-7);
         assert!((Schedule::Cosine.at(5, 11).0 - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn shifts_move_pixels_and_bring_in_background() {
+        let img: Vec<f32> = (0..784).map(|i| i as f32 + 1.0).collect();
+        let mut out = Vec::new();
+        push_shifted(&mut out, &img, 1, -2);
+        assert_eq!(out.len(), 784);
+        // Pixel (row 5, col 7) lands at (row 3, col 8).
+        assert_eq!(out[3 * 28 + 8], img[5 * 28 + 7]);
+        // Column 0 and the bottom two rows come from outside the frame.
+        assert!((0..28).all(|y| out[y * 28] == 0.0));
+        assert!(out[26 * 28..].iter().all(|&v| v == 0.0));
+        let mut same = Vec::new();
+        push_shifted(&mut same, &img, 0, 0);
+        assert_eq!(same, img);
+        let mut r = ember::init::rng(3);
+        let s = random_shifts(&mut r, 1000, 2);
+        assert!(s
+            .iter()
+            .all(|&(x, y)| (-2..=2).contains(&x) && (-2..=2).contains(&y)));
+        assert!(s.contains(&(-2, 2)) && s.contains(&(2, -2)) && s.contains(&(0, 0)));
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub const DEFAULT_EPOCHS: usize = 8;
 pub const DEFAULT_BATCH: usize = 64;
 /// Default peak learning rate (SGD, one-cycle).
 pub const DEFAULT_LR: f32 = 0.1;
+/// Default `--augment`: images move by up to one pixel each way. Without it
+/// 3v7's 12k images overfit at 99.3-99.5%; with it 99.6-99.8%.
+pub const DEFAULT_AUGMENT: usize = 1;
 
 /// Flags shared by the training commands.
 pub const TRAIN_FLAGS: &[Spec] = &[
@@ -56,6 +59,11 @@ pub const TRAIN_FLAGS: &[Spec] = &[
     ("weight-decay", true, "weight decay"),
     ("schedule", true, "one-cycle, cosine or constant"),
     ("seed", true, "seed for initialisation and shuffling"),
+    (
+        "augment",
+        true,
+        "shift training images by up to N pixels at random (default 1; 0 turns it off)",
+    ),
     (
         "train-limit",
         true,
@@ -199,7 +207,16 @@ pub fn setup(a: &Args, d: &Defaults) -> Result<TrainSetup> {
         rule,
         schedule,
         seed: a.get("seed", 1u64)?,
+        augment: a.get("augment", DEFAULT_AUGMENT)?,
     };
+    if cfg.augment > 8 {
+        return Err(Usage(format!(
+            "ember {}: --augment must be at most 8 pixels (the digits are 20 pixels wide in a 28-pixel frame), got {}",
+            a.cmd(),
+            cfg.augment
+        ))
+        .into());
+    }
     let limit = if a.has("train-limit") {
         Some(a.positive("train-limit", 1)?)
     } else {
