@@ -4,10 +4,16 @@
 //!
 //! Layouts: `nn` = A·B (forward, x·W), `bt` = A·Bᵀ (d_input = d_out·Wᵀ),
 //! `at` = Aᵀ·B (d_weight = xᵀ·d_out).
+//!
+//! `sparse_fwd` / `sparse_dw`: the first layer of 784-128-10 at batch 64 with
+//! a given fraction of nonzero inputs (MNIST's pixels: ~19%), the sparse
+//! products beside the dense ones on the same data; the throughput is the
+//! dense flop count, so the figures compare directly.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ember::matmul::sparse::{spmm, spmm_at};
 use ember::matmul::{gemm_on, Dims, Gemm};
-use ember::Isa;
+use ember::{Isa, Serial};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -131,5 +137,63 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// `data` with all but about `density` of the values set to zero.
+fn sparse_data(n: usize, density: f32, seed: u32) -> Vec<f32> {
+    let keep = data(n, seed ^ 0x9e37);
+    data(n, seed)
+        .into_iter()
+        .zip(keep)
+        .map(|(v, k)| if k + 0.5 < density { v + 0.5 } else { 0.0 })
+        .collect()
+}
+
+fn bench_sparse(c: &mut Criterion) {
+    let (b, k, n) = (64, 784, 128);
+    for density in [0.1f32, 0.19, 0.35, 0.5] {
+        let x = sparse_data(b * k, density, 3);
+        let w = data(k * n, 4);
+        let dy = data(b * n, 5);
+        let mut y = vec![0.0f32; b * n];
+        let mut dw = vec![0.0f32; k * n];
+        let fwd = Dims::new(b, k, n);
+        let grad = Dims::new(k, b, n);
+        for (what, d) in [("fwd", fwd), ("dw", grad)] {
+            let mut group =
+                c.benchmark_group(format!("sparse_{what}/{b}x{k}x{n}/density_{density}"));
+            group.throughput(Throughput::Elements(d.flops()));
+            group.warm_up_time(Duration::from_millis(300));
+            group.measurement_time(Duration::from_secs(1));
+            for isa in Isa::available() {
+                if isa == Isa::Scalar {
+                    continue;
+                }
+                let name = isa.name();
+                if what == "fwd" {
+                    let g = Gemm::packed(fwd, false, false, false);
+                    group.bench_function(BenchmarkId::new("sparse", name), |bch| {
+                        bch.iter(|| {
+                            spmm(&Serial, isa, black_box(&x), &w, &mut y, fwd, false).unwrap()
+                        })
+                    });
+                    group.bench_function(BenchmarkId::new("dense", name), |bch| {
+                        bch.iter(|| gemm_on(isa, &g, black_box(&x), &w, &mut y).unwrap())
+                    });
+                } else {
+                    let g = Gemm::packed(grad, true, false, false);
+                    group.bench_function(BenchmarkId::new("sparse", name), |bch| {
+                        bch.iter(|| {
+                            spmm_at(&Serial, isa, black_box(&x), &dy, &mut dw, grad).unwrap()
+                        })
+                    });
+                    group.bench_function(BenchmarkId::new("dense", name), |bch| {
+                        bch.iter(|| gemm_on(isa, &g, black_box(&x), &dy, &mut dw).unwrap())
+                    });
+                }
+            }
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench, bench_sparse);
 criterion_main!(benches);

@@ -5,7 +5,9 @@
 //! PyTorch's `Linear.weight` is the transpose (out × in).
 #![forbid(unsafe_code)]
 
+use crate::matmul::sparse::{spmm, spmm_at, worth_it};
 use crate::matmul::{gemm_par, Dims, Gemm};
+use crate::Isa;
 use crate::{Error, Parallel};
 
 /// A dense layer's shape: `y = x·W + b`, x: (batch, in_dim) -> y: (batch, out_dim).
@@ -74,6 +76,9 @@ impl Dense {
         for row in y.chunks_exact_mut(o.max(1)) {
             row.copy_from_slice(b);
         }
+        if worth_it(x) {
+            return spmm(par, Isa::active(), x, w, y, Dims::new(batch, i, o), true);
+        }
         gemm_par(
             par,
             &Gemm::packed(Dims::new(batch, i, o), false, false, true),
@@ -113,13 +118,17 @@ impl Dense {
             len_is(g, batch * i)?;
         }
         if let Some(dw) = grads.d_weight {
-            gemm_par(
-                par,
-                &Gemm::packed(Dims::new(i, batch, o), true, false, false),
-                x,
-                d_out,
-                dw,
-            )?;
+            if worth_it(x) {
+                spmm_at(par, Isa::active(), x, d_out, dw, Dims::new(i, batch, o))?;
+            } else {
+                gemm_par(
+                    par,
+                    &Gemm::packed(Dims::new(i, batch, o), true, false, false),
+                    x,
+                    d_out,
+                    dw,
+                )?;
+            }
         }
         if let Some(db) = grads.d_bias {
             db.fill(0.0);

@@ -21,11 +21,15 @@ use crate::{Error, Isa};
 #[macro_use]
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod body;
+#[macro_use]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod sparse_body;
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod pack;
 pub mod reference;
+pub mod sparse;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 

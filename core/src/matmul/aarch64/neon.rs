@@ -44,4 +44,20 @@ fn hsum(v: float32x4_t) -> f32 {
     vaddvq_f32(v)
 }
 
+/// # Safety
+/// `p..p + 4` is readable.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn nonzero_mask(p: *const f32) -> u32 {
+    // SAFETY: the caller guarantees 4 readable floats.
+    let v = unsafe { vld1q_f32(p) };
+    // Lanes equal to ±0 become all ones; NaN compares unequal, so nonzero.
+    let zero = vceqq_f32(v, vdupq_n_f32(0.0));
+    let bits: [u32; 4] = [1, 2, 4, 8];
+    // SAFETY: bits holds 4 u32.
+    let weights = unsafe { vld1q_u32(bits.as_ptr()) };
+    0xf & !vaddvq_u32(vandq_u32(zero, weights))
+}
+
 gemm_body!("neon", float32x4_t, lanes = 4, vecs = 4);
+sparse_body!("neon", float32x4_t, lanes = 4);

@@ -49,4 +49,16 @@ fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
+/// # Safety
+/// `p..p + 8` is readable.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn nonzero_mask(p: *const f32) -> u32 {
+    // SAFETY: the caller guarantees 8 readable floats.
+    let v = unsafe { _mm256_loadu_ps(p) };
+    // Not-equal, unordered: NaN is nonzero.
+    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps())) as u32
+}
+
 gemm_body!("avx2,fma", __m256, lanes = 8, vecs = 2);
+sparse_body!("avx2,fma", __m256, lanes = 8);

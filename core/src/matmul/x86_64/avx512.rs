@@ -44,4 +44,16 @@ fn hsum(v: __m512) -> f32 {
     _mm512_reduce_add_ps(v)
 }
 
+/// # Safety
+/// `p..p + 16` is readable.
+#[target_feature(enable = "avx512f,fma")]
+#[inline]
+unsafe fn nonzero_mask(p: *const f32) -> u32 {
+    // SAFETY: the caller guarantees 16 readable floats.
+    let v = unsafe { _mm512_loadu_ps(p) };
+    // Not-equal, unordered: NaN is nonzero.
+    u32::from(_mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps()))
+}
+
 gemm_body!("avx512f,fma", __m512, lanes = 16, vecs = 2);
+sparse_body!("avx512f,fma", __m512, lanes = 16);

@@ -1,0 +1,317 @@
+//! The vector bodies of the sparse-input products (`sparse.rs`), written once
+//! and instantiated per ISA by `sparse_body!` next to `gemm_body!`, from the
+//! same helpers plus `nonzero_mask` (bit l set when lane l of the L floats at
+//! a pointer is not ±0.0; NaN counts as nonzero, so it propagates).
+//!
+//! Nothing here branches on the data: a row's nonzeros are first packed into
+//! a list of column indices (one mask per vector, its set lanes written
+//! through a table, the count advanced by the mask's popcount), and the
+//! products then walk that list, a loop whose length the CPU predicts. A
+//! branch per nonzero would mispredict about once per vector of a row.
+
+/// `PACK[m]`: the positions of the set bits of the byte m, in increasing
+/// order, padded with zeros.
+pub(crate) const PACK: [[u8; 8]; 256] = {
+    let mut t = [[0u8; 8]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut c, mut b) = (0, 0);
+        while b < 8 {
+            if m & (1 << b) != 0 {
+                t[m][c] = b as u8;
+                c += 1;
+            }
+            b += 1;
+        }
+        m += 1;
+    }
+    t
+};
+
+macro_rules! sparse_body {
+    ($feat:literal, $V:ty, lanes = $L:expr) => {
+        use crate::matmul::sparse_body::PACK;
+
+        /// Columns of X whose row lists are gathered at once.
+        const PB: usize = 64;
+        /// Most rows of X in one gathering.
+        const RB: usize = 128;
+
+        /// Writes the indices `base + p` of the nonzeros among the `k` floats
+        /// at `row` to `out`, in increasing order; returns how many.
+        ///
+        /// # Safety
+        /// k floats at `row`; `out` has room for k + 8 indices.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn pack_nonzeros(row: *const f32, k: usize, base: u32, out: &mut [u32]) -> usize {
+            debug_assert!(out.len() >= k + 8);
+            let mut c = 0;
+            let mut p = 0;
+            while p + $L <= k {
+                // SAFETY: p + L <= k floats are readable (contract).
+                let mask = unsafe { nonzero_mask(row.add(p)) };
+                let mut bits = mask;
+                let mut q = 0;
+                while q < $L {
+                    let byte = (bits & 0xff) as usize;
+                    let at = &mut out[c..c + 8];
+                    for (o, l) in at.iter_mut().zip(PACK[byte]) {
+                        *o = base + (p + q) as u32 + u32::from(l);
+                    }
+                    c += byte.count_ones() as usize;
+                    bits >>= 8;
+                    q += 8;
+                }
+                p += $L;
+            }
+            while p < k {
+                out[c] = base + p as u32;
+                // SAFETY: p < k.
+                c += usize::from(unsafe { *row.add(p) } != 0.0);
+                p += 1;
+            }
+            c
+        }
+
+        /// `out[0..NV·L] (=|+=) Σ_i s[idx_i · ss] · v[idx_i · vs + 0..NV·L]`:
+        /// one FMA chain per element over the list, in its order.
+        ///
+        /// # Safety
+        /// For every index i in `idx`, `s + i·ss` is readable and so are
+        /// NV·L floats at `v + i·vs`; NV·L floats at `out` are writable.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn chain<const NV: usize>(
+            idx: &[u32],
+            s: *const f32,
+            ss: usize,
+            v: *const f32,
+            vs: usize,
+            out: *mut f32,
+            add_to: bool,
+        ) {
+            let mut acc = [zero(); NV];
+            for &i in idx {
+                let i = i as usize;
+                // SAFETY: contract.
+                let sv = splat(unsafe { *s.add(i * ss) });
+                // SAFETY: contract.
+                let vp = unsafe { v.add(i * vs) };
+                for (q, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: q < NV (contract).
+                    *a = fma(sv, unsafe { load(vp.add(q * $L)) }, *a);
+                }
+            }
+            for (q, a) in acc.iter().enumerate() {
+                // SAFETY: q < NV (contract).
+                let o = unsafe { out.add(q * $L) };
+                let r = if add_to {
+                    // SAFETY: as o.
+                    add(unsafe { load(o) }, *a)
+                } else {
+                    *a
+                };
+                // SAFETY: as o.
+                unsafe { store(o, r) };
+            }
+        }
+
+        /// [`chain`] over all `n` columns: tiles of 8 vectors, the rest in
+        /// one narrower tile, the last n % L columns one by one.
+        ///
+        /// # Safety
+        /// As [`chain`] with n floats in place of NV·L.
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn chain_row(
+            idx: &[u32],
+            s: *const f32,
+            ss: usize,
+            v: *const f32,
+            vs: usize,
+            out: *mut f32,
+            n: usize,
+            add_to: bool,
+        ) {
+            let mut j = 0;
+            // SAFETY: every call's columns j.. end by n (contract).
+            unsafe {
+                while j + 8 * $L <= n {
+                    chain::<8>(idx, s, ss, v.add(j), vs, out.add(j), add_to);
+                    j += 8 * $L;
+                }
+                let (vj, oj) = (v.add(j), out.add(j));
+                match (n - j) / $L {
+                    7 => chain::<7>(idx, s, ss, vj, vs, oj, add_to),
+                    6 => chain::<6>(idx, s, ss, vj, vs, oj, add_to),
+                    5 => chain::<5>(idx, s, ss, vj, vs, oj, add_to),
+                    4 => chain::<4>(idx, s, ss, vj, vs, oj, add_to),
+                    3 => chain::<3>(idx, s, ss, vj, vs, oj, add_to),
+                    2 => chain::<2>(idx, s, ss, vj, vs, oj, add_to),
+                    1 => chain::<1>(idx, s, ss, vj, vs, oj, add_to),
+                    _ => {}
+                }
+            }
+            j += (n - j) / $L * $L;
+            while j < n {
+                let mut sum = 0.0f32;
+                for &i in idx {
+                    let i = i as usize;
+                    // SAFETY: contract.
+                    sum += unsafe { *s.add(i * ss) * *v.add(i * vs + j) };
+                }
+                // SAFETY: j < n (contract).
+                let o = unsafe { &mut *out.add(j) };
+                *o = if add_to { *o + sum } else { sum };
+                j += 1;
+            }
+        }
+
+        /// For the `span` columns of X from `c0` and its rows `r0..r0 + seg`:
+        /// `lists[q][..count[q]]` are the rows with a nonzero in column
+        /// c0 + q, in increasing order.
+        ///
+        /// # Safety
+        /// X (row stride k) holds rows r0..r0 + seg and columns c0..c0 + span;
+        /// span <= PB and seg <= RB.
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn column_lists(
+            x: &[f32],
+            k: usize,
+            c0: usize,
+            span: usize,
+            r0: usize,
+            seg: usize,
+            lists: &mut [[u32; RB]; PB],
+            count: &mut [usize; PB],
+        ) {
+            let mut cols = [0u32; PB + 8];
+            count.fill(0);
+            for r in r0..r0 + seg {
+                // SAFETY: row r, columns c0..c0 + span lie in X (contract).
+                let c = unsafe { pack_nonzeros(x.as_ptr().add(r * k + c0), span, 0, &mut cols) };
+                for &q in &cols[..c] {
+                    let q = q as usize;
+                    lists[q][count[q]] = r as u32;
+                    count[q] += 1;
+                }
+            }
+        }
+
+        /// `Y (+)= X·W` over rows `0..m` with zeros of X skipped: X m x k, W
+        /// k x n, Y m x n, all tightly packed.
+        ///
+        /// Blocks of PB columns of X (PB rows of W, which then stay in L1):
+        /// for each row, its nonzeros in the block are one FMA chain per
+        /// element of Y, added to Y block by block in increasing p.
+        ///
+        /// # Safety
+        /// The CPU supports the features above; x, w and y hold at least
+        /// m·k, k·n and m·n floats.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn spmm(
+            x: &[f32],
+            w: &[f32],
+            y: &mut [f32],
+            m: usize,
+            k: usize,
+            n: usize,
+            accumulate: bool,
+        ) {
+            debug_assert!(x.len() >= m * k && w.len() >= k * n && y.len() >= m * n);
+            let mut idx = [0u32; PB + 8];
+            let mut c0 = 0;
+            loop {
+                let span = (k - c0).min(PB);
+                for r in 0..m {
+                    // SAFETY: row r < m, columns c0..c0 + span <= k: inside X.
+                    let c = unsafe {
+                        pack_nonzeros(x.as_ptr().add(r * k + c0), span, c0 as u32, &mut idx)
+                    };
+                    // SAFETY: the indices are columns < k of row r: X's row r,
+                    // W's rows and Y's row r hold what chain_row touches.
+                    unsafe {
+                        chain_row(
+                            &idx[..c],
+                            x.as_ptr().add(r * k),
+                            1,
+                            w.as_ptr(),
+                            n,
+                            y.as_mut_ptr().add(r * n),
+                            n,
+                            accumulate || c0 > 0,
+                        )
+                    };
+                }
+                c0 += span;
+                if c0 >= k {
+                    break;
+                }
+            }
+        }
+
+        /// `dW = Xᵀ·dY` for the rows `p_lo..p_lo + rows` of dW (the columns of X
+        /// with those indices), zeros of X skipped: X b x k, dY b x n, and
+        /// `dw` is dW's rows p_lo.. (rows x n).
+        ///
+        /// Each element is one sum over the batch in increasing row order
+        /// (continued across segments of RB rows), whatever `p_lo` and `rows`
+        /// are, so a split over threads changes no bit.
+        ///
+        /// # Safety
+        /// The CPU supports the features above; x and dy hold b·k and b·n
+        /// floats, p_lo + rows <= k, and dw holds rows·n floats.
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn spmm_at(
+            x: &[f32],
+            dy: &[f32],
+            dw: &mut [f32],
+            b: usize,
+            k: usize,
+            n: usize,
+            p_lo: usize,
+            rows: usize,
+        ) {
+            debug_assert!(x.len() >= b * k && dy.len() >= b * n && dw.len() >= rows * n);
+            debug_assert!(p_lo + rows <= k);
+            let mut count = [0usize; PB];
+            let mut lists = [[0u32; RB]; PB];
+            let mut q0 = 0;
+            while q0 < rows {
+                let span = (rows - q0).min(PB);
+                let mut r0 = 0;
+                loop {
+                    let seg = (b - r0).min(RB);
+                    // SAFETY: rows r0..r0 + seg <= b; columns p_lo + q0 .. + span <= k.
+                    unsafe { column_lists(x, k, p_lo + q0, span, r0, seg, &mut lists, &mut count) };
+                    for q in 0..span {
+                        // SAFETY: list entries are batch rows (< b); column
+                        // p_lo + q0 + q < k; row q0 + q of dw is in bounds.
+                        unsafe {
+                            chain_row(
+                                &lists[q][..count[q]],
+                                x.as_ptr().add(p_lo + q0 + q),
+                                k,
+                                dy.as_ptr(),
+                                n,
+                                dw.as_mut_ptr().add((q0 + q) * n),
+                                n,
+                                r0 > 0,
+                            )
+                        };
+                    }
+                    r0 += seg;
+                    if r0 >= b {
+                        break;
+                    }
+                }
+                q0 += span;
+            }
+        }
+    };
+}
