@@ -8,9 +8,9 @@ use crate::Error;
 pub fn relu_forward(x: &mut [f32]) {
     for v in x {
         // `v < 0` is false for NaN, so NaN passes through as PyTorch's does.
-        if *v < 0.0 {
-            *v = 0.0;
-        }
+        // A select, not a conditional store: it vectorizes and never
+        // mispredicts on the half of the units that are negative.
+        *v = if *v < 0.0 { 0.0 } else { *v };
     }
 }
 
@@ -27,9 +27,7 @@ pub fn relu_backward(y: &[f32], d: &mut [f32]) -> Result<(), Error> {
         });
     }
     for (g, &v) in d.iter_mut().zip(y) {
-        if v <= 0.0 {
-            *g = 0.0;
-        }
+        *g = if v <= 0.0 { 0.0 } else { *g };
     }
     Ok(())
 }

@@ -9,7 +9,11 @@
 
 use core::ops::Range;
 
-use crate::{Error, MAX_LAYERS};
+use crate::par::Parallel;
+use crate::{Error, Serial, MAX_LAYERS};
+
+/// Below this many parameters an update is not split between threads.
+const SPLIT_MIN: usize = 1 << 14;
 
 /// The most parameter groups one optimizer tracks.
 pub const MAX_GROUPS: usize = 2 * MAX_LAYERS;
@@ -139,6 +143,23 @@ impl Optimizer {
         state: &mut [f32],
         groups: &[ParamGroup],
     ) -> Result<(), Error> {
+        self.step_par(&Serial, params, grads, state, groups)
+    }
+
+    /// [`Optimizer::step`] with each group's elements split over `par`. The
+    /// update is element-wise, so the result is the same bits for every
+    /// thread count.
+    ///
+    /// # Errors
+    /// As [`Optimizer::step`].
+    pub fn step_par(
+        &mut self,
+        par: &dyn Parallel,
+        params: &mut [f32],
+        grads: &[f32],
+        state: &mut [f32],
+        groups: &[ParamGroup],
+    ) -> Result<(), Error> {
         let n = params.len();
         if grads.len() != n {
             return Err(Error::ShapeMismatch {
@@ -176,39 +197,97 @@ impl Optimizer {
             }
             self.steps[gi] = self.steps[gi].saturating_add(1);
             let r = g.params.clone();
-            let (p, gr) = (&mut params[r.clone()], &grads[r.clone()]);
-            match self.rule {
-                Rule::Sgd {
-                    momentum,
-                    weight_decay,
-                } => {
-                    for ((p, &gr), v) in p.iter_mut().zip(gr).zip(&mut s1[r]) {
-                        let d = gr + weight_decay * *p;
-                        *v = momentum * *v + d;
-                        *p -= g.lr * *v;
-                    }
-                }
-                Rule::AdamW {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                } => {
-                    let t = self.steps[gi] as f32;
-                    let c1 = 1.0 - libm::powf(beta1, t);
-                    let c2 = 1.0 - libm::powf(beta2, t);
-                    let (m, v) = (&mut s1[r.clone()], &mut s2[r]);
-                    for (((p, &gr), m), v) in p.iter_mut().zip(gr).zip(m).zip(v) {
-                        *p -= g.lr * weight_decay * *p;
-                        *m = beta1 * *m + (1.0 - beta1) * gr;
-                        *v = beta2 * *v + (1.0 - beta2) * gr * gr;
-                        let m_hat = *m / c1;
-                        let v_hat = *v / c2;
-                        *p -= g.lr * m_hat / (libm::sqrtf(v_hat) + eps);
-                    }
-                }
-            }
+            let u = Update::new(self.rule, g.lr, self.steps[gi]);
+            let s2 = if s2.is_empty() {
+                &mut [][..]
+            } else {
+                &mut s2[r.clone()]
+            };
+            let (p, gr, s1) = (&mut params[r.clone()], &grads[r.clone()], &mut s1[r]);
+            split(par, par.threads(), &u, p, gr, s1, s2);
         }
         Ok(())
     }
+}
+
+/// One group's update with its per-step constants worked out.
+struct Update {
+    rule: Rule,
+    lr: f32,
+    /// AdamW's bias corrections 1 − β^t (1 for SGD).
+    c1: f32,
+    c2: f32,
+}
+
+impl Update {
+    fn new(rule: Rule, lr: f32, t: u32) -> Self {
+        let (c1, c2) = match rule {
+            Rule::Sgd { .. } => (1.0, 1.0),
+            Rule::AdamW { beta1, beta2, .. } => (
+                1.0 - libm::powf(beta1, t as f32),
+                1.0 - libm::powf(beta2, t as f32),
+            ),
+        };
+        Update { rule, lr, c1, c2 }
+    }
+
+    /// Updates `p` from `gr`; `s1` is the momentum or first moment, `s2`
+    /// Adam's second moment (empty for SGD).
+    fn apply(&self, p: &mut [f32], gr: &[f32], s1: &mut [f32], s2: &mut [f32]) {
+        let lr = self.lr;
+        match self.rule {
+            Rule::Sgd {
+                momentum,
+                weight_decay,
+            } => {
+                for ((p, &gr), v) in p.iter_mut().zip(gr).zip(s1) {
+                    let d = gr + weight_decay * *p;
+                    *v = momentum * *v + d;
+                    *p -= lr * *v;
+                }
+            }
+            Rule::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let (c1, c2) = (self.c1, self.c2);
+                for (((p, &gr), m), v) in p.iter_mut().zip(gr).zip(s1).zip(s2) {
+                    *p -= lr * weight_decay * *p;
+                    *m = beta1 * *m + (1.0 - beta1) * gr;
+                    *v = beta2 * *v + (1.0 - beta2) * gr * gr;
+                    let m_hat = *m / c1;
+                    let v_hat = *v / c2;
+                    *p -= lr * m_hat / (libm::sqrtf(v_hat) + eps);
+                }
+            }
+        }
+    }
+}
+
+/// Splits an update in halves over `parts` workers.
+fn split(
+    par: &dyn Parallel,
+    parts: usize,
+    u: &Update,
+    p: &mut [f32],
+    gr: &[f32],
+    s1: &mut [f32],
+    s2: &mut [f32],
+) {
+    if parts < 2 || p.len() < SPLIT_MIN {
+        u.apply(p, gr, s1, s2);
+        return;
+    }
+    let mid = p.len() / 2;
+    let (p_lo, p_hi) = p.split_at_mut(mid);
+    let (g_lo, g_hi) = gr.split_at(mid);
+    let (a_lo, a_hi) = s1.split_at_mut(mid);
+    let (b_lo, b_hi) = s2.split_at_mut(mid.min(s2.len()));
+    let half = parts / 2;
+    par.join(
+        &mut || split(par, half, u, p_lo, g_lo, a_lo, b_lo),
+        &mut || split(par, parts - half, u, p_hi, g_hi, a_hi, b_hi),
+    );
 }

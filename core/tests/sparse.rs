@@ -279,8 +279,8 @@ fn thread_splits_are_bit_identical_to_serial() {
 /// only test in this binary that touches it).
 #[test]
 fn dense_layer_on_sparse_input_matches_the_dense_products() {
-    use ember::matmul::sparse::{set_enabled, worth_it};
     use ember::dense::DenseGrads;
+    use ember::matmul::sparse::{set_enabled, worth_it};
     use ember::Dense;
     let mut gen = Gen(0x5a5a_0006);
     let (batch, layer) = (13, Dense::new(300, 40));
@@ -299,7 +299,9 @@ fn dense_layer_on_sparse_input_matches_the_dense_products() {
             d_weight: Some(&mut dw),
             ..Default::default()
         };
-        layer.backward(&Serial, &x, &w, &d_out, grads, batch).unwrap();
+        layer
+            .backward(&Serial, &x, &w, &d_out, grads, batch)
+            .unwrap();
         set_enabled(true);
         (y, dw)
     };

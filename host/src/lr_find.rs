@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 use crate::mnist::Dataset;
 use crate::par::Pool;
-use crate::train::{shuffled, to_f32, Task, Trainer};
+use crate::train::{shuffled, Task, Trainer};
 use ember::optim::Rule;
 use ember::Mlp;
 
@@ -89,7 +89,6 @@ pub fn run(
         bail!("the range test needs at least 2 steps");
     }
     let mut tr = Trainer::new(mlp.clone(), task, params.to_vec(), rule)?;
-    let x = to_f32(&train.images);
     let ratio = (rt.end_lr as f64 / rt.start_lr as f64).powf(1.0 / (rt.steps - 1) as f64);
     let mut order = Vec::new();
     let mut epoch = 0u64;
@@ -102,8 +101,17 @@ pub fn run(
         }
         let idx: Vec<usize> = order.drain(..rt.batch.min(order.len())).collect();
         let lr = rt.start_lr as f64 * ratio.powi(step as i32);
-        let loss =
-            pool.install(|| tr.step(pool, &x, &train.labels, &idx, &[], lr as f32, None))? as f64;
+        let loss = pool.install(|| {
+            tr.step(
+                pool,
+                &train.images,
+                &train.labels,
+                &idx,
+                &[],
+                lr as f32,
+                None,
+            )
+        })? as f64;
         avg = rt.beta * avg + (1.0 - rt.beta) * loss;
         let smooth = avg / (1.0 - rt.beta.powi(step as i32 + 1));
         if !smooth.is_finite() {

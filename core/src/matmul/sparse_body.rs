@@ -11,14 +11,14 @@
 
 /// `PACK[m]`: the positions of the set bits of the byte m, in increasing
 /// order, padded with zeros.
-pub(crate) const PACK: [[u8; 8]; 256] = {
-    let mut t = [[0u8; 8]; 256];
+pub(crate) const PACK: [[u32; 8]; 256] = {
+    let mut t = [[0u32; 8]; 256];
     let mut m = 0;
     while m < 256 {
         let (mut c, mut b) = (0, 0);
         while b < 8 {
             if m & (1 << b) != 0 {
-                t[m][c] = b as u8;
+                t[m][c] = b as u32;
                 c += 1;
             }
             b += 1;
@@ -28,12 +28,26 @@ pub(crate) const PACK: [[u8; 8]; 256] = {
     t
 };
 
+/// `POPS[m]`: the number of set bits of the byte m (the `popcnt`
+/// instruction is not among the features the vector paths require).
+pub(crate) const POPS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut m = 0;
+    while m < 256 {
+        t[m] = (m as u32).count_ones() as u8;
+        m += 1;
+    }
+    t
+};
+
 macro_rules! sparse_body {
     ($feat:literal, $V:ty, lanes = $L:expr) => {
-        use crate::matmul::sparse_body::PACK;
+        use crate::matmul::sparse_body::{PACK, POPS};
 
         /// Columns of X whose row lists are gathered at once.
         const PB: usize = 64;
+        /// Columns of X (rows of W) per block of the forward product.
+        const FPB: usize = 64;
         /// Most rows of X in one gathering.
         const RB: usize = 128;
 
@@ -56,10 +70,11 @@ macro_rules! sparse_body {
                 while q < $L {
                     let byte = (bits & 0xff) as usize;
                     let at = &mut out[c..c + 8];
-                    for (o, l) in at.iter_mut().zip(PACK[byte]) {
-                        *o = base + (p + q) as u32 + u32::from(l);
+                    let off = base + (p + q) as u32;
+                    for (o, l) in at.iter_mut().zip(&PACK[byte]) {
+                        *o = off + l;
                     }
-                    c += byte.count_ones() as usize;
+                    c += POPS[byte] as usize;
                     bits >>= 8;
                     q += 8;
                 }
@@ -223,10 +238,10 @@ macro_rules! sparse_body {
             accumulate: bool,
         ) {
             debug_assert!(x.len() >= m * k && w.len() >= k * n && y.len() >= m * n);
-            let mut idx = [0u32; PB + 8];
+            let mut idx = [0u32; FPB + 8];
             let mut c0 = 0;
             loop {
-                let span = (k - c0).min(PB);
+                let span = (k - c0).min(FPB);
                 for r in 0..m {
                     // SAFETY: row r < m, columns c0..c0 + span <= k: inside X.
                     let c = unsafe {
