@@ -79,9 +79,73 @@ macro_rules! softmax_body {
             }
         }
 
+        /// Rows shorter than this go through [`short_rows`].
+        const SHORT: usize = 2 * $L;
+        /// Elements of short rows shifted and exponentiated at once.
+        const BLOCK: usize = 512;
+
+        /// Short rows (fewer than two vectors each), a block of rows at a
+        /// time: each row's maximum subtracted into `y`, then one vector
+        /// `exp` pass over the whole block, then `finish(row of x, row of
+        /// y = exp(x − max), max, Σ)` per row. A row alone would pay a padded
+        /// tail vector and two horizontal reductions for a handful of
+        /// elements; across the block the lanes stay full. Every element
+        /// still goes through the same vector `exp` as in a long row.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn short_rows(
+            x: &[f32],
+            y: &mut [f32],
+            cols: usize,
+            finish: impl Fn(&[f32], &mut [f32], f32, f32),
+        ) {
+            let rb = (BLOCK / cols).max(1);
+            let mut maxes = [0.0f32; BLOCK];
+            for (xb, yb) in x.chunks(rb * cols).zip(y.chunks_mut(rb * cols)) {
+                for ((xr, yr), m) in xb
+                    .chunks_exact(cols)
+                    .zip(yb.chunks_exact_mut(cols))
+                    .zip(&mut maxes)
+                {
+                    *m = crate::softmax::reference::row_max(xr);
+                    for (o, &v) in yr.iter_mut().zip(xr) {
+                        *o = v - *m;
+                    }
+                }
+                let mut ys = yb.chunks_exact_mut($L);
+                for yc in &mut ys {
+                    // SAFETY: the chunk holds exactly L floats.
+                    unsafe { store(yc.as_mut_ptr(), exp(load(yc.as_ptr()))) };
+                }
+                let yt = ys.into_remainder();
+                let mut t = [0.0f32; $L];
+                t[..yt.len()].copy_from_slice(yt);
+                // SAFETY: t holds L floats.
+                unsafe { store(t.as_mut_ptr(), exp(load(t.as_ptr()))) };
+                let n = yt.len();
+                yt.copy_from_slice(&t[..n]);
+                for ((xr, yr), m) in xb
+                    .chunks_exact(cols)
+                    .zip(yb.chunks_exact_mut(cols))
+                    .zip(&maxes)
+                {
+                    let sum: f32 = yr.iter().sum();
+                    finish(xr, yr, *m, sum);
+                }
+            }
+        }
+
         /// softmax over `rows` rows of `cols`; lengths checked by the caller.
         #[target_feature(enable = $feat)]
         pub(crate) fn softmax(x: &[f32], y: &mut [f32], cols: usize) {
+            if cols < SHORT {
+                return short_rows(x, y, cols, |_, yr, _, sum| {
+                    let inv = 1.0 / sum;
+                    for o in yr {
+                        *o *= inv;
+                    }
+                });
+            }
             for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
                 let m = row_max(xr);
                 let s = exp_shift_sum(xr, Some(&mut *yr), m);
@@ -92,6 +156,14 @@ macro_rules! softmax_body {
         /// log-softmax over rows; lengths checked by the caller.
         #[target_feature(enable = $feat)]
         pub(crate) fn log_softmax(x: &[f32], y: &mut [f32], cols: usize) {
+            if cols < SHORT {
+                return short_rows(x, y, cols, |xr, yr, m, sum| {
+                    let ls = libm::logf(sum);
+                    for (o, &v) in yr.iter_mut().zip(xr) {
+                        *o = (v - m) - ls;
+                    }
+                });
+            }
             for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
                 let m = row_max(xr);
                 let ls = libm::logf(exp_shift_sum(xr, None, m));
