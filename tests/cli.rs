@@ -228,6 +228,35 @@ fn training_is_reproducible_and_independent_of_threads() {
     );
 }
 
+/// `--dense` turns the sparse-input products off: the same training then
+/// runs on the dense kernels, to rounding the same model (the pixels are
+/// mostly zeros, so the default run does take the sparse path).
+#[test]
+fn dense_flag_trains_the_same_model_on_the_dense_kernels() {
+    let data = mnist_dir();
+    let dir = temp_dir("dense");
+    let mut acc = Vec::new();
+    let mut bytes = Vec::new();
+    for (i, extra) in [&[][..], &["--dense"][..]].iter().enumerate() {
+        let ckpt = dir.join(format!("d{i}.ckpt"));
+        let metrics = dir.join(format!("d{i}.json"));
+        let mut args = vec!["--seed", "3", "--metrics", metrics.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, _, err) = train_tiny(&data, &ckpt, "2000", &args);
+        assert_eq!(code, 0, "{err}");
+        bytes.push(std::fs::read(&ckpt).unwrap());
+        let json = std::fs::read_to_string(&metrics).unwrap();
+        acc.push(json_number(&json, "test_accuracy").unwrap());
+    }
+    assert_ne!(bytes[0], bytes[1], "the two runs took different kernels");
+    assert!(
+        (acc[0] - acc[1]).abs() < 0.01,
+        "sparse {} vs dense {}",
+        acc[0],
+        acc[1]
+    );
+}
+
 #[test]
 fn usage_errors_exit_2_without_panicking() {
     let cases: &[(&[&str], &str)] = &[

@@ -75,6 +75,11 @@ pub const TRAIN_FLAGS: &[Spec] = &[
         true,
         "force a kernel path: scalar, avx2+fma, avx512, neon",
     ),
+    (
+        "dense",
+        false,
+        "dense kernels only: no sparse-input products for mostly-zero inputs (to compare)",
+    ),
     ("out", true, "checkpoint path (default runs/<task>.ckpt)"),
     ("metrics", true, "write metrics JSON here"),
     ("quiet", false, "only the final line"),
@@ -151,6 +156,9 @@ pub fn setup(a: &Args, d: &Defaults) -> Result<TrainSetup> {
                 a.cmd()
             ))
         })?;
+    }
+    if a.has("dense") {
+        ember::matmul::sparse::set_enabled(false);
     }
     let lr_auto = a.str("lr") == Some("auto");
     let lr = if lr_auto {
