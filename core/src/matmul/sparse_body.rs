@@ -89,28 +89,27 @@ macro_rules! sparse_body {
             c
         }
 
-        /// `out[0..NV·L] (=|+=) Σ_i s[idx_i · ss] · v[idx_i · vs + 0..NV·L]`:
-        /// one FMA chain per element over the list, in its order.
+        /// `out[0..NV·L] (=|+=) Σ_j s[j] · v[idx_j · vs + 0..NV·L]`: one FMA
+        /// chain per element over the list, in its order (`s` holds the
+        /// scalar of each entry of `idx`, read in sequence).
         ///
         /// # Safety
-        /// For every index i in `idx`, `s + i·ss` is readable and so are
-        /// NV·L floats at `v + i·vs`; NV·L floats at `out` are writable.
+        /// `s` is as long as `idx`; for every index i in `idx`, NV·L floats
+        /// at `v + i·vs` are readable; NV·L floats at `out` are writable.
         #[target_feature(enable = $feat)]
         #[inline]
         unsafe fn chain<const NV: usize>(
             idx: &[u32],
-            s: *const f32,
-            ss: usize,
+            s: &[f32],
             v: *const f32,
             vs: usize,
             out: *mut f32,
             add_to: bool,
         ) {
             let mut acc = [zero(); NV];
-            for &i in idx {
+            for (&i, &x) in idx.iter().zip(s) {
                 let i = i as usize;
-                // SAFETY: contract.
-                let sv = splat(unsafe { *s.add(i * ss) });
+                let sv = splat(x);
                 // SAFETY: contract.
                 let vp = unsafe { v.add(i * vs) };
                 for (q, a) in acc.iter_mut().enumerate() {
@@ -142,8 +141,7 @@ macro_rules! sparse_body {
         #[inline]
         unsafe fn chain_row(
             idx: &[u32],
-            s: *const f32,
-            ss: usize,
+            s: &[f32],
             v: *const f32,
             vs: usize,
             out: *mut f32,
@@ -154,28 +152,28 @@ macro_rules! sparse_body {
             // SAFETY: every call's columns j.. end by n (contract).
             unsafe {
                 while j + 8 * $L <= n {
-                    chain::<8>(idx, s, ss, v.add(j), vs, out.add(j), add_to);
+                    chain::<8>(idx, s, v.add(j), vs, out.add(j), add_to);
                     j += 8 * $L;
                 }
                 let (vj, oj) = (v.add(j), out.add(j));
                 match (n - j) / $L {
-                    7 => chain::<7>(idx, s, ss, vj, vs, oj, add_to),
-                    6 => chain::<6>(idx, s, ss, vj, vs, oj, add_to),
-                    5 => chain::<5>(idx, s, ss, vj, vs, oj, add_to),
-                    4 => chain::<4>(idx, s, ss, vj, vs, oj, add_to),
-                    3 => chain::<3>(idx, s, ss, vj, vs, oj, add_to),
-                    2 => chain::<2>(idx, s, ss, vj, vs, oj, add_to),
-                    1 => chain::<1>(idx, s, ss, vj, vs, oj, add_to),
+                    7 => chain::<7>(idx, s, vj, vs, oj, add_to),
+                    6 => chain::<6>(idx, s, vj, vs, oj, add_to),
+                    5 => chain::<5>(idx, s, vj, vs, oj, add_to),
+                    4 => chain::<4>(idx, s, vj, vs, oj, add_to),
+                    3 => chain::<3>(idx, s, vj, vs, oj, add_to),
+                    2 => chain::<2>(idx, s, vj, vs, oj, add_to),
+                    1 => chain::<1>(idx, s, vj, vs, oj, add_to),
                     _ => {}
                 }
             }
             j += (n - j) / $L * $L;
             while j < n {
                 let mut sum = 0.0f32;
-                for &i in idx {
+                for (&i, &x) in idx.iter().zip(s) {
                     let i = i as usize;
                     // SAFETY: contract.
-                    sum += unsafe { *s.add(i * ss) * *v.add(i * vs + j) };
+                    sum += x * unsafe { *v.add(i * vs + j) };
                 }
                 // SAFETY: j < n (contract).
                 let o = unsafe { &mut *out.add(j) };
@@ -186,7 +184,9 @@ macro_rules! sparse_body {
 
         /// For the `span` columns of X from `c0` and its rows `r0..r0 + seg`:
         /// `lists[q][..count[q]]` are the rows with a nonzero in column
-        /// c0 + q, in increasing order.
+        /// c0 + q, in increasing order, and `vals[q][..count[q]]` those
+        /// nonzeros (so the products read them in sequence, not down a
+        /// column of X).
         ///
         /// # Safety
         /// X (row stride k) holds rows r0..r0 + seg and columns c0..c0 + span;
@@ -202,16 +202,19 @@ macro_rules! sparse_body {
             r0: usize,
             seg: usize,
             lists: &mut [[u32; RB]; PB],
+            vals: &mut [[f32; RB]; PB],
             count: &mut [usize; PB],
         ) {
             let mut cols = [0u32; PB + 8];
             count.fill(0);
             for r in r0..r0 + seg {
+                let row = &x[r * k + c0..r * k + c0 + span];
                 // SAFETY: row r, columns c0..c0 + span lie in X (contract).
-                let c = unsafe { pack_nonzeros(x.as_ptr().add(r * k + c0), span, 0, &mut cols) };
+                let c = unsafe { pack_nonzeros(row.as_ptr(), span, 0, &mut cols) };
                 for &q in &cols[..c] {
                     let q = q as usize;
                     lists[q][count[q]] = r as u32;
+                    vals[q][count[q]] = row[q];
                     count[q] += 1;
                 }
             }
@@ -239,6 +242,7 @@ macro_rules! sparse_body {
         ) {
             debug_assert!(x.len() >= m * k && w.len() >= k * n && y.len() >= m * n);
             let mut idx = [0u32; FPB + 8];
+            let mut vals = [0.0f32; FPB];
             let mut c0 = 0;
             loop {
                 let span = (k - c0).min(FPB);
@@ -247,13 +251,15 @@ macro_rules! sparse_body {
                     let c = unsafe {
                         pack_nonzeros(x.as_ptr().add(r * k + c0), span, c0 as u32, &mut idx)
                     };
-                    // SAFETY: the indices are columns < k of row r: X's row r,
-                    // W's rows and Y's row r hold what chain_row touches.
+                    for (v, &p) in vals.iter_mut().zip(&idx[..c]) {
+                        *v = x[r * k + p as usize];
+                    }
+                    // SAFETY: the indices are columns < k: W's rows and Y's
+                    // row r hold what chain_row touches.
                     unsafe {
                         chain_row(
                             &idx[..c],
-                            x.as_ptr().add(r * k),
-                            1,
+                            &vals[..c],
                             w.as_ptr(),
                             n,
                             y.as_mut_ptr().add(r * n),
@@ -296,6 +302,7 @@ macro_rules! sparse_body {
             debug_assert!(p_lo + rows <= k);
             let mut count = [0usize; PB];
             let mut lists = [[0u32; RB]; PB];
+            let mut vals = [[0.0f32; RB]; PB];
             let mut q0 = 0;
             while q0 < rows {
                 let span = (rows - q0).min(PB);
@@ -303,15 +310,26 @@ macro_rules! sparse_body {
                 loop {
                     let seg = (b - r0).min(RB);
                     // SAFETY: rows r0..r0 + seg <= b; columns p_lo + q0 .. + span <= k.
-                    unsafe { column_lists(x, k, p_lo + q0, span, r0, seg, &mut lists, &mut count) };
+                    unsafe {
+                        column_lists(
+                            x,
+                            k,
+                            p_lo + q0,
+                            span,
+                            r0,
+                            seg,
+                            &mut lists,
+                            &mut vals,
+                            &mut count,
+                        )
+                    };
                     for q in 0..span {
                         // SAFETY: list entries are batch rows (< b); column
                         // p_lo + q0 + q < k; row q0 + q of dw is in bounds.
                         unsafe {
                             chain_row(
                                 &lists[q][..count[q]],
-                                x.as_ptr().add(p_lo + q0 + q),
-                                k,
+                                &vals[q][..count[q]],
                                 dy.as_ptr(),
                                 n,
                                 dw.as_mut_ptr().add((q0 + q) * n),
