@@ -40,6 +40,19 @@ pub(crate) const POPS: [u8; 256] = {
     t
 };
 
+/// Transposes the 8 x 8 bit matrix whose row i is byte i of `x` (bit j of
+/// byte i is element (i, j)): byte j of the result holds column j, bit i
+/// row i. Three swap steps (Hacker's Delight, "transpose8").
+pub(crate) fn transpose8(mut x: u64) -> u64 {
+    let t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    let t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    let t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^= t ^ (t << 28);
+    x
+}
+
 macro_rules! sparse_body {
     ($feat:literal, $V:ty, lanes = $L:expr) => {
         use crate::matmul::sparse_body::{PACK, POPS};
@@ -182,15 +195,42 @@ macro_rules! sparse_body {
             }
         }
 
-        /// For the `span` columns of X from `c0` and its rows `r0..r0 + seg`:
-        /// `lists[q][..count[q]]` are the rows with a nonzero in column
-        /// c0 + q, in increasing order, and `vals[q][..count[q]]` those
-        /// nonzeros (so the products read them in sequence, not down a
-        /// column of X).
+        /// Bit p of the result: whether element p of the `span` (≤ 64)
+        /// floats at `row` is nonzero.
         ///
         /// # Safety
-        /// X (row stride k) holds rows r0..r0 + seg and columns c0..c0 + span;
-        /// span <= PB and seg <= RB.
+        /// span floats at `row`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn row_mask(row: *const f32, span: usize) -> u64 {
+            let mut m = 0u64;
+            let mut p = 0;
+            while p + $L <= span {
+                // SAFETY: p + L <= span (contract).
+                m |= u64::from(unsafe { nonzero_mask(row.add(p)) }) << p;
+                p += $L;
+            }
+            while p < span {
+                // SAFETY: p < span.
+                m |= u64::from(unsafe { *row.add(p) } != 0.0) << p;
+                p += 1;
+            }
+            m
+        }
+
+        /// For the `span` (≤ PB) columns of X from `c0` and its rows
+        /// `r0..r0 + seg` (seg ≤ RB): `lists[q][..count[q]]` are the rows with
+        /// a nonzero in column c0 + q, in increasing order, and
+        /// `vals[q][..count[q]]` those nonzeros (read in sequence by the
+        /// products, not down a column of X).
+        ///
+        /// Without a branch or a dependent store per nonzero: eight rows at a
+        /// time, their nonzero masks form an 8 x 8 bit matrix per 8 columns,
+        /// transposed in a register, and each column's byte appends its rows
+        /// through the same table as `pack_nonzeros`.
+        ///
+        /// # Safety
+        /// X (row stride k) holds rows r0..r0 + seg and columns c0..c0 + span.
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = $feat)]
         #[inline]
@@ -201,21 +241,42 @@ macro_rules! sparse_body {
             span: usize,
             r0: usize,
             seg: usize,
-            lists: &mut [[u32; RB]; PB],
+            lists: &mut [[u32; RB + 8]; PB],
             vals: &mut [[f32; RB]; PB],
             count: &mut [usize; PB],
         ) {
-            let mut cols = [0u32; PB + 8];
+            debug_assert!(span <= PB && seg <= RB);
             count.fill(0);
-            for r in r0..r0 + seg {
-                let row = &x[r * k + c0..r * k + c0 + span];
-                // SAFETY: row r, columns c0..c0 + span lie in X (contract).
-                let c = unsafe { pack_nonzeros(row.as_ptr(), span, 0, &mut cols) };
-                for &q in &cols[..c] {
-                    let q = q as usize;
-                    lists[q][count[q]] = r as u32;
-                    vals[q][count[q]] = row[q];
-                    count[q] += 1;
+            let mut g = r0;
+            while g < r0 + seg {
+                let rows = (r0 + seg - g).min(8);
+                let mut masks = [0u64; 8];
+                for (i, m) in masks.iter_mut().take(rows).enumerate() {
+                    // SAFETY: row g + i < r0 + seg, columns c0..c0 + span: inside X.
+                    *m = unsafe { row_mask(x.as_ptr().add((g + i) * k + c0), span) };
+                }
+                for b in 0..span.div_ceil(8) {
+                    let mut t = 0u64;
+                    for (i, m) in masks.iter().enumerate() {
+                        t |= ((m >> (8 * b)) & 0xff) << (8 * i);
+                    }
+                    let t = crate::matmul::sparse_body::transpose8(t);
+                    for j in 0..8.min(span - 8 * b) {
+                        let q = 8 * b + j;
+                        let byte = ((t >> (8 * j)) & 0xff) as usize;
+                        let c = count[q];
+                        for (o, l) in lists[q][c..c + 8].iter_mut().zip(&PACK[byte]) {
+                            *o = g as u32 + l;
+                        }
+                        count[q] = c + POPS[byte] as usize;
+                    }
+                }
+                g += 8;
+            }
+            for q in 0..span {
+                let n = count[q];
+                for (v, &r) in vals[q][..n].iter_mut().zip(&lists[q][..n]) {
+                    *v = x[r as usize * k + c0 + q];
                 }
             }
         }
@@ -301,7 +362,7 @@ macro_rules! sparse_body {
             debug_assert!(x.len() >= b * k && dy.len() >= b * n && dw.len() >= rows * n);
             debug_assert!(p_lo + rows <= k);
             let mut count = [0usize; PB];
-            let mut lists = [[0u32; RB]; PB];
+            let mut lists = [[0u32; RB + 8]; PB];
             let mut vals = [[0.0f32; RB]; PB];
             let mut q0 = 0;
             while q0 < rows {
@@ -347,4 +408,23 @@ macro_rules! sparse_body {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transpose8_swaps_rows_and_columns() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let t = super::transpose8(s);
+            for i in 0..8 {
+                for j in 0..8 {
+                    assert_eq!((s >> (8 * i + j)) & 1, (t >> (8 * j + i)) & 1);
+                }
+            }
+        }
+    }
 }
