@@ -385,11 +385,17 @@ pub fn shifted(out: &mut [f32], img: &[u8], dx: i8, dy: i8) {
 
 /// The batch `idx` of `images` as the network sees it, each image moved by
 /// its entry of `shifts` (none when empty), converted from u8 here (a
-/// quarter of the memory traffic of gathering converted rows), split over
-/// the pool's threads.
+/// quarter of the memory traffic of gathering converted rows), prefetched
+/// [`AHEAD`] images ahead, split over the pool's threads.
 fn gather(pool: &Pool, out: &mut [f32], images: &[u8], idx: &[usize], shifts: &[(i8, i8)]) {
     let fill = |out: &mut [f32], idx: &[usize], shifts: &[(i8, i8)]| {
+        for &i in idx.iter().take(AHEAD) {
+            prefetch(images, i);
+        }
         for (k, (o, &i)) in out.chunks_exact_mut(PIXELS).zip(idx).enumerate() {
+            if let Some(&next) = idx.get(k + AHEAD) {
+                prefetch(images, next);
+            }
             let img = &images[i * PIXELS..(i + 1) * PIXELS];
             match shifts.get(k) {
                 Some(&(dx, dy)) if (dx, dy) != (0, 0) => shifted(o, img, dx, dy),
@@ -413,11 +419,11 @@ fn gather(pool: &Pool, out: &mut [f32], images: &[u8], idx: &[usize], shifts: &[
     });
 }
 
-/// Asks the CPU to start loading the images `idx` into cache, so the next
-/// step's gather finds them there instead of waiting on memory for each.
-fn prefetch(images: &[u8], idx: &[usize]) {
+/// Asks the CPU to start loading image `i` into cache, so that the gather
+/// finds it there a few images later instead of waiting on memory.
+fn prefetch(images: &[u8], i: usize) {
     #[cfg(target_arch = "x86_64")]
-    for &i in idx {
+    {
         let img = &images[i * PIXELS..(i + 1) * PIXELS];
         for at in (0..PIXELS).step_by(64).chain([PIXELS - 1]) {
             let p = img[at..].as_ptr().cast::<i8>();
@@ -427,8 +433,12 @@ fn prefetch(images: &[u8], idx: &[usize]) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (images, idx);
+    let _ = (images, i);
 }
+
+/// Images the gather prefetches ahead of the one it converts: enough to
+/// cover memory latency, few enough not to stall on the CPU's miss buffers.
+const AHEAD: usize = 4;
 
 /// `n` random shifts in -max..=max along each axis.
 pub fn random_shifts(rng: &mut impl Rng, n: usize, max: usize) -> Vec<(i8, i8)> {
@@ -571,11 +581,7 @@ pub fn fit(
         let mut aug_rng = ember::init::rng(cfg.seed ^ 0x00a0_6e47 ^ ((epoch as u64) << 32));
         let mut loss_sum = 0.0f64;
         let mut lr_now = cfg.lr;
-        let batches: Vec<&[usize]> = order.chunks(cfg.batch).collect();
-        for (j, idx) in batches.iter().copied().enumerate() {
-            if let Some(next) = batches.get(j + 1) {
-                prefetch(&train.images, next);
-            }
+        for idx in order.chunks(cfg.batch) {
             let (mult, mom) = cfg.schedule.at(step, total);
             lr_now = cfg.lr * mult;
             let shifts = if cfg.augment > 0 {
