@@ -34,11 +34,21 @@ pub(crate) fn pack_b(
         }
     } else {
         // B stored transposed (rsb = 1): each column of the block is a
-        // contiguous run of k; walk the block row by row so writes stay dense.
+        // contiguous run of k. Read each run in order (the panel, kc x
+        // width floats, sits in L1, so its strided writes are cheap; strided
+        // reads from B were the slow part), then zero the padding columns.
         let cols = &b[j0 * csb + p0..];
-        for (p, dst) in panel.chunks_exact_mut(width).enumerate() {
-            for (jj, d) in dst.iter_mut().enumerate() {
-                d.write(if jj < nr { cols[jj * csb + p] } else { 0.0 });
+        for jj in 0..nr {
+            let run = &cols[jj * csb..jj * csb + kc];
+            for (dst, v) in panel.chunks_exact_mut(width).zip(run) {
+                dst[jj].write(*v);
+            }
+        }
+        if nr < width {
+            for dst in panel.chunks_exact_mut(width) {
+                for d in &mut dst[nr..] {
+                    d.write(0.0);
+                }
             }
         }
     }
