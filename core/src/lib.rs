@@ -64,6 +64,7 @@ pub mod blob;
 mod buffer;
 pub mod crc32;
 pub mod dense;
+mod elementwise;
 mod error;
 pub mod init;
 pub mod isa;

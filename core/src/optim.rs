@@ -240,11 +240,7 @@ impl Update {
                 momentum,
                 weight_decay,
             } => {
-                for ((p, &gr), v) in p.iter_mut().zip(gr).zip(s1) {
-                    let d = gr + weight_decay * *p;
-                    *v = momentum * *v + d;
-                    *p -= lr * *v;
-                }
+                crate::elementwise::sgd::run(p, gr, s1, lr, momentum, weight_decay);
             }
             Rule::AdamW {
                 beta1,
