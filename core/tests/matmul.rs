@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use ember::matmul::{gemm_on, gemm_par_on, reference, Dims, Gemm};
-use ember::{Error, Isa, Parallel, Serial};
+use ember::{Error, Isa, Serial};
 
 const SIZES: &[usize] = &[0, 1, 2, 3, 5, 6, 7, 8, 15, 16, 17, 31, 32, 33, 67];
 
@@ -171,19 +171,6 @@ fn k_zero_gives_zero_or_leaves_c() {
     }
 }
 
-/// Runs both halves of every join on real threads.
-struct Threads(usize);
-impl Parallel for Threads {
-    fn threads(&self) -> usize {
-        self.0
-    }
-    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
-        std::thread::scope(|s| {
-            s.spawn(a);
-            b();
-        });
-    }
-}
 
 #[test]
 fn row_split_parallel_is_bit_identical_to_serial() {

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ember::matmul::sparse::{density, reference_spmm, spmm, spmm_at};
 use ember::matmul::{reference, Dims, Gemm};
-use ember::{Error, Isa, Parallel, Serial};
+use ember::{Error, Isa, Serial};
 
 /// Every path: the scalar one is a real implementation here too.
 fn paths() -> Vec<Isa> {
@@ -232,19 +232,6 @@ fn density_counts_nonzeros() {
     assert_eq!(density(&vec![3.0; 999]), 1.0);
 }
 
-/// Runs both halves of every join on real threads.
-struct Threads(usize);
-impl Parallel for Threads {
-    fn threads(&self) -> usize {
-        self.0
-    }
-    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
-        std::thread::scope(|s| {
-            s.spawn(a);
-            b();
-        });
-    }
-}
 
 #[test]
 fn thread_splits_are_bit_identical_to_serial() {

@@ -2,7 +2,7 @@
 //! float tolerance, NaN-filled outputs with canaries past the end.
 #![allow(dead_code)]
 
-use ember::Isa;
+use ember::{Isa, Parallel};
 
 /// A tiny deterministic generator (xorshift32) for test data.
 pub struct Gen(pub u32);
@@ -82,4 +82,18 @@ pub fn vector_isas() -> Vec<Isa> {
         }
     }
     out
+}
+
+/// Runs both halves of every join on real threads.
+pub struct Threads(pub usize);
+impl Parallel for Threads {
+    fn threads(&self) -> usize {
+        self.0
+    }
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
+        std::thread::scope(|s| {
+            s.spawn(a);
+            b();
+        });
+    }
 }
