@@ -171,7 +171,6 @@ fn k_zero_gives_zero_or_leaves_c() {
     }
 }
 
-
 #[test]
 fn row_split_parallel_is_bit_identical_to_serial() {
     let mut gen = Gen(7);

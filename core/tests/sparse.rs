@@ -232,7 +232,6 @@ fn density_counts_nonzeros() {
     assert_eq!(density(&vec![3.0; 999]), 1.0);
 }
 
-
 #[test]
 fn thread_splits_are_bit_identical_to_serial() {
     let mut gen = Gen(0x5a5a_0005);

@@ -7,7 +7,9 @@
 //! exact. `vpmaddwd` against ones widens the pairs into 32-bit lanes. Sixteen
 //! output rows share each load of x (16 sums in flight hide the weight
 //! stream's latency: 3.44 -> 2.52 us per 784-128-10 image against 4 rows). Each ISA file supplies `zero`, `load`,
-//! `abs8`, `sign8`, `dot_pairs` (maddubs then madd with ones), `add`, `hsum`.
+//! `abs8`, `sign8`, `dot_acc` (the sums of adjacent products of |x| and
+//! sign-adjusted w added to 32-bit lanes: `vpmaddubsw`, `vpmaddwd` with
+//! ones and `vpaddd`, or VNNI's single `vpdpbusd`), `hsum`.
 
 macro_rules! dots_body {
     ($feat:literal, bytes = $B:expr) => {
@@ -55,7 +57,7 @@ macro_rules! dots_body {
                 for (r, a) in v.iter_mut().enumerate() {
                     // SAFETY: row c + r exists, i + B <= n: inside w (contract).
                     let wv = unsafe { load(w.as_ptr().add((c + r) * n + i)) };
-                    *a = add(*a, dot_pairs(ax, sign8(wv, xv)));
+                    *a = dot_acc(*a, ax, sign8(wv, xv));
                 }
                 i += $B;
             }
@@ -78,7 +80,7 @@ macro_rules! dots_body {
                         // SAFETY: wt holds B bytes.
                         unsafe { load(wt.as_ptr()) }
                     };
-                    *a = add(*a, dot_pairs(ax, sign8(wv, xv)));
+                    *a = dot_acc(*a, ax, sign8(wv, xv));
                 }
             }
             for (o, a) in out.iter_mut().zip(v) {

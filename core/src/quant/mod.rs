@@ -86,6 +86,12 @@ pub(crate) fn dots_i8_checked_weights(
             unsafe { x86_64::avx2::dots_i8(x, w, acc) }
         }
         #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_supported() && Isa::has_vnni() => {
+            // SAFETY: is_supported() confirmed avx512f+bw and has_vnni()
+            // avx512vnni; lengths checked above.
+            unsafe { x86_64::avx512vnni::dots_i8(x, w, acc) }
+        }
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if isa.is_supported() => {
             // SAFETY: is_supported() confirmed avx512f+bw; lengths checked above.
             unsafe { x86_64::avx512::dots_i8(x, w, acc) }
@@ -260,4 +266,68 @@ pub fn min_output_scale(w: &[f32], in_dim: usize, out_dim: usize, input: ActQuan
         .fold(0.0f32, f32::max);
     // A margin of 2^-20 keeps the Q31 rounding from reaching exactly 1.
     worst * input.scale * (1.0 + 1.0 / (1 << 20) as f32)
+}
+
+#[cfg(all(test, feature = "std", target_arch = "x86_64"))]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    /// Both AVX-512 kernels (with and without VNNI) against the reference,
+    /// each where the CPU has it, on shapes around 64 bytes and on the
+    /// saturation corners. `EMBER_REQUIRE_VNNI` (set by CI from the CPU's
+    /// flags) turns a skip of the VNNI kernel into a failure.
+    #[test]
+    fn avx512_kernels_with_and_without_vnni_match_the_reference() {
+        let bw =
+            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw");
+        let vnni = bw && std::is_x86_feature_detected!("avx512vnni");
+        if std::env::var_os("EMBER_REQUIRE_VNNI").is_some() {
+            assert!(
+                vnni,
+                "EMBER_REQUIRE_VNNI is set but this CPU lacks AVX-512 VNNI"
+            );
+        }
+        if !bw {
+            std::eprintln!("note: AVX-512 int8 kernels not tested: this CPU lacks AVX-512BW");
+            return;
+        }
+        if !vnni {
+            std::eprintln!("note: AVX-512 VNNI int8 kernel not tested: this CPU lacks it");
+        }
+        let mut s = 0x2545_f491u32;
+        let mut byte = |lo: i32| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (lo + (s % (128 - lo) as u32) as i32) as i8
+        };
+        for n in [0usize, 1, 63, 64, 65, 127, 128, 129, 784] {
+            for rows in [1usize, 3, 4, 15, 16, 17, 33] {
+                let cases: [(Vec<i8>, Vec<i8>); 3] = [
+                    (
+                        (0..n).map(|_| byte(-128)).collect(),
+                        (0..rows * n).map(|_| byte(-127)).collect(),
+                    ),
+                    // Saturation corners: the largest products of either sign.
+                    (std::vec![-128; n], std::vec![127; rows * n]),
+                    (std::vec![-128; n], std::vec![-127; rows * n]),
+                ];
+                for (x, w) in cases {
+                    let mut want = std::vec![0i32; rows];
+                    super::reference::dots_i8(&x, &w, &mut want);
+                    let mut got = std::vec![7i32; rows];
+                    // SAFETY: avx512f+bw detected above; lengths match.
+                    unsafe { super::x86_64::avx512::dots_i8(&x, &w, &mut got) };
+                    assert_eq!(got, want, "avx512bw n={n} rows={rows}");
+                    if vnni {
+                        let mut got = std::vec![7i32; rows];
+                        // SAFETY: avx512vnni detected above; lengths match.
+                        unsafe { super::x86_64::avx512vnni::dots_i8(&x, &w, &mut got) };
+                        assert_eq!(got, want, "avx512vnni n={n} rows={rows}");
+                    }
+                }
+            }
+        }
+    }
 }

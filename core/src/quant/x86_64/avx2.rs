@@ -26,13 +26,9 @@ fn sign8(w: __m256i, x: __m256i) -> __m256i {
 }
 #[target_feature(enable = "avx2")]
 #[inline]
-fn dot_pairs(ax: __m256i, sw: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), _mm256_set1_epi16(1))
-}
-#[target_feature(enable = "avx2")]
-#[inline]
-fn add(a: __m256i, b: __m256i) -> __m256i {
-    _mm256_add_epi32(a, b)
+fn dot_acc(acc: __m256i, ax: __m256i, sw: __m256i) -> __m256i {
+    let pairs = _mm256_maddubs_epi16(ax, sw);
+    _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
 }
 #[target_feature(enable = "avx2")]
 #[inline]

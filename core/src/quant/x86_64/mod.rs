@@ -1,3 +1,4 @@
 //! x86_64 paths of the int8 kernel.
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+pub(crate) mod avx512vnni;
