@@ -48,7 +48,6 @@ twice! {
 
 #[cfg(all(test, feature = "std", target_arch = "x86_64"))]
 mod tests {
-    extern crate std;
     use std::vec::Vec;
 
     #[test]

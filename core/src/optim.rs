@@ -198,11 +198,8 @@ impl Optimizer {
             self.steps[gi] = self.steps[gi].saturating_add(1);
             let r = g.params.clone();
             let u = Update::new(self.rule, g.lr, self.steps[gi]);
-            let s2 = if s2.is_empty() {
-                &mut [][..]
-            } else {
-                &mut s2[r.clone()]
-            };
+            // AdamW's second moments; SGD has none (s2 is empty).
+            let s2 = s2.get_mut(r.clone()).unwrap_or_default();
             let (p, gr, s1) = (&mut params[r.clone()], &grads[r.clone()], &mut s1[r]);
             split(par, par.threads(), &u, p, gr, s1, s2);
         }

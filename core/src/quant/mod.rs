@@ -270,7 +270,6 @@ pub fn min_output_scale(w: &[f32], in_dim: usize, out_dim: usize, input: ActQuan
 
 #[cfg(all(test, feature = "std", target_arch = "x86_64"))]
 mod tests {
-    extern crate std;
     use std::vec::Vec;
 
     /// Both AVX-512 kernels (with and without VNNI) against the reference,

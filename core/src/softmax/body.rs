@@ -112,18 +112,7 @@ macro_rules! softmax_body {
                         *o = v - *m;
                     }
                 }
-                let mut ys = yb.chunks_exact_mut($L);
-                for yc in &mut ys {
-                    // SAFETY: the chunk holds exactly L floats.
-                    unsafe { store(yc.as_mut_ptr(), exp(load(yc.as_ptr()))) };
-                }
-                let yt = ys.into_remainder();
-                let mut t = [0.0f32; $L];
-                t[..yt.len()].copy_from_slice(yt);
-                // SAFETY: t holds L floats.
-                unsafe { store(t.as_mut_ptr(), exp(load(t.as_ptr()))) };
-                let n = yt.len();
-                yt.copy_from_slice(&t[..n]);
+                exp_in_place(yb);
                 for ((xr, yr), m) in xb
                     .chunks_exact(cols)
                     .zip(yb.chunks_exact_mut(cols))
@@ -180,21 +169,29 @@ macro_rules! softmax_body {
             m + libm::logf(exp_shift_sum(x, None, m))
         }
 
+        /// `y = exp(y)` elementwise, the tail through a padded vector.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn exp_in_place(y: &mut [f32]) {
+            let mut ys = y.chunks_exact_mut($L);
+            for yc in &mut ys {
+                // SAFETY: the chunk holds exactly L floats.
+                unsafe { store(yc.as_mut_ptr(), exp(load(yc.as_ptr()))) };
+            }
+            let yt = ys.into_remainder();
+            let mut t = [0.0f32; $L];
+            t[..yt.len()].copy_from_slice(yt);
+            // SAFETY: t holds L floats.
+            unsafe { store(t.as_mut_ptr(), exp(load(t.as_ptr()))) };
+            let n = yt.len();
+            yt.copy_from_slice(&t[..n]);
+        }
+
         /// `y = exp(x)` elementwise; lengths checked by the caller.
         #[target_feature(enable = $feat)]
         pub(crate) fn exp_slice(x: &[f32], y: &mut [f32]) {
-            let mut xs = x.chunks_exact($L);
-            let mut ys = y.chunks_exact_mut($L);
-            for (xc, yc) in (&mut xs).zip(&mut ys) {
-                // SAFETY: both chunks hold exactly L floats.
-                unsafe { store(yc.as_mut_ptr(), exp(load(xc.as_ptr()))) };
-            }
-            let (xt, yt) = (xs.remainder(), ys.into_remainder());
-            let mut t = [0.0f32; $L];
-            t[..xt.len()].copy_from_slice(xt);
-            // SAFETY: t holds L floats.
-            unsafe { store(t.as_mut_ptr(), exp(load(t.as_ptr()))) };
-            yt.copy_from_slice(&t[..yt.len()]);
+            y.copy_from_slice(x);
+            exp_in_place(y);
         }
     };
 }
