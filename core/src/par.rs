@@ -42,3 +42,37 @@ pub(crate) fn split_rows(rows: usize, parts: usize, grain: usize) -> usize {
         first
     }
 }
+
+/// Splits the rows of `out` (rows of `width` elements) between `par`'s
+/// workers, in shares that are multiples of `grain` rows, and calls
+/// `f(first_row, rows)` on each share. Every row is in exactly one share,
+/// and what a share computes does not depend on how the rows were split.
+pub(crate) fn for_row_shares<T: Send>(
+    par: &dyn Parallel,
+    out: &mut [T],
+    width: usize,
+    grain: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    fn go<T: Send>(
+        par: &dyn Parallel,
+        parts: usize,
+        row0: usize,
+        out: &mut [T],
+        width: usize,
+        grain: usize,
+        f: &(dyn Fn(usize, &mut [T]) + Sync),
+    ) {
+        let first = split_rows(out.len() / width.max(1), parts, grain);
+        if first == 0 {
+            return f(row0, out);
+        }
+        let (lo, hi) = out.split_at_mut(first * width);
+        let half = parts / 2;
+        par.join(
+            &mut || go(par, half, row0, lo, width, grain, f),
+            &mut || go(par, parts - half, row0 + first, hi, width, grain, f),
+        );
+    }
+    go(par, par.threads(), 0, out, width, grain, f);
+}

@@ -16,7 +16,7 @@
 //! ([`worth_it`]).
 
 use super::Dims;
-use crate::par::{split_rows, Parallel};
+use crate::par::{for_row_shares, Parallel};
 use crate::{Error, Isa};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -108,47 +108,12 @@ pub fn spmm(
     if d.m == 0 || d.n == 0 {
         return Ok(());
     }
-    spmm_split(
-        par,
-        par.threads(),
-        isa,
-        x,
-        w,
-        &mut y[..d.m * d.n],
-        d,
-        accumulate,
-    );
+    for_row_shares(par, &mut y[..d.m * d.n], d.n, 1, &|r0, ys| {
+        let m = ys.len() / d.n;
+        let xs = &x[r0 * d.k..(r0 + m) * d.k];
+        spmm_run(isa, xs, w, ys, Dims { m, ..d }, accumulate);
+    });
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn spmm_split(
-    par: &dyn Parallel,
-    parts: usize,
-    isa: Isa,
-    x: &[f32],
-    w: &[f32],
-    y: &mut [f32],
-    d: Dims,
-    accumulate: bool,
-) {
-    let first = split_rows(d.m, parts, 1);
-    if first == 0 {
-        spmm_run(isa, x, w, y, d, accumulate);
-        return;
-    }
-    let (y_lo, y_hi) = y.split_at_mut(first * d.n);
-    let (x_lo, x_hi) = x.split_at(first * d.k);
-    let lo = Dims { m: first, ..d };
-    let hi = Dims {
-        m: d.m - first,
-        ..d
-    };
-    let parts_lo = parts / 2;
-    par.join(
-        &mut || spmm_split(par, parts_lo, isa, x_lo, w, y_lo, lo, accumulate),
-        &mut || spmm_split(par, parts - parts_lo, isa, x_hi, w, y_hi, hi, accumulate),
-    );
 }
 
 /// Runs a checked forward product on a supported `isa`.
@@ -200,33 +165,10 @@ pub fn spmm_at(
     if k == 0 || n == 0 {
         return Ok(());
     }
-    spmm_at_split(par, par.threads(), isa, x, dy, &mut dw[..k * n], d, 0);
+    for_row_shares(par, &mut dw[..k * n], n, 8, &|p_lo, dws| {
+        spmm_at_run(isa, x, dy, dws, d, p_lo, dws.len() / n);
+    });
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn spmm_at_split(
-    par: &dyn Parallel,
-    parts: usize,
-    isa: Isa,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    d: Dims,
-    p_lo: usize,
-) {
-    let (n, rows) = (d.n, dw.len() / d.n);
-    let first = split_rows(rows, parts, 8);
-    if first == 0 {
-        spmm_at_run(isa, x, dy, dw, d, p_lo, rows);
-        return;
-    }
-    let (lo, hi) = dw.split_at_mut(first * n);
-    let parts_lo = parts / 2;
-    par.join(
-        &mut || spmm_at_split(par, parts_lo, isa, x, dy, lo, d, p_lo),
-        &mut || spmm_at_split(par, parts - parts_lo, isa, x, dy, hi, d, p_lo + first),
-    );
 }
 
 /// Runs rows `p_lo..p_lo + rows` of a checked gradient product.
