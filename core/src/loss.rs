@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use crate::activation::sigmoid;
-use crate::softmax::{logsumexp_row_on, softmax_on};
+use crate::softmax::{logsumexp_row_on, softmax_sums_on};
 use crate::{Error, Isa};
 
 fn check_batch(len: usize, rows: usize, classes: usize, targets: usize) -> Result<(), Error> {
@@ -108,19 +108,34 @@ pub fn cross_entropy_on(
         return Err(Error::IsaUnavailable);
     }
     let mut sum = 0.0f32;
-    for (r, &t) in targets.iter().enumerate() {
-        let row = &logits[r * classes..(r + 1) * classes];
-        sum += logsumexp_row_on(isa, row)? - row[t as usize];
-    }
-    if let Some(d) = d_logits {
-        softmax_on(isa, logits, d, rows, classes)?;
-        let inv = 1.0 / rows as f32;
+    let Some(d) = d_logits else {
         for (r, &t) in targets.iter().enumerate() {
-            let row = &mut d[r * classes..(r + 1) * classes];
-            row[t as usize] -= 1.0;
-            for g in row {
-                *g *= inv;
-            }
+            let row = &logits[r * classes..(r + 1) * classes];
+            sum += logsumexp_row_on(isa, row)? - row[t as usize];
+        }
+        return Ok(sum / rows as f32);
+    };
+    // One pass gives the gradient's softmax and, from each row's maximum
+    // and sum, its log-sum-exp (a call per row costs ~6× more on rows of
+    // 10). A row whose maximum is not finite takes the edge-case rules of
+    // `logsumexp_row_on` (which cannot fail: the ISA was checked above).
+    let mut r = 0;
+    softmax_sums_on(isa, logits, d, rows, classes, &mut |m, s| {
+        let row = &logits[r * classes..(r + 1) * classes];
+        let lse = if m.is_finite() {
+            m + libm::logf(s)
+        } else {
+            logsumexp_row_on(isa, row).unwrap_or(f32::NAN)
+        };
+        sum += lse - row[targets[r] as usize];
+        r += 1;
+    })?;
+    let inv = 1.0 / rows as f32;
+    for (r, &t) in targets.iter().enumerate() {
+        let row = &mut d[r * classes..(r + 1) * classes];
+        row[t as usize] -= 1.0;
+        for g in row {
+            *g *= inv;
         }
     }
     Ok(sum / rows as f32)

@@ -178,6 +178,43 @@ fn edge_cases_have_documented_results_on_every_path() {
     }
 }
 
+/// cross_entropy takes its log-sum-exp from the softmax pass when it also
+/// writes the gradient, and row by row when it does not: the two agree on
+/// every path, on ordinary rows to rounding and on the edge rows exactly.
+#[test]
+fn cross_entropy_loss_is_the_same_with_and_without_the_gradient() {
+    use ember::loss::cross_entropy_on;
+    let mut gen = Gen(7);
+    for isa in Isa::available() {
+        for cols in lengths().into_iter().filter(|&c| c > 0) {
+            for rows in [1usize, 3, 64] {
+                let x: Vec<f32> = gen.vec(rows * cols).iter().map(|v| v * 20.0).collect();
+                let t: Vec<u32> = (0..rows).map(|r| ((r * 7) % cols) as u32).collect();
+                let plain = cross_entropy_on(isa, &x, &t, rows, cols, None).unwrap();
+                let mut d = vec![0.0; rows * cols];
+                let with = cross_entropy_on(isa, &x, &t, rows, cols, Some(&mut d)).unwrap();
+                let tol = 4.0 * f32::EPSILON * plain.abs().max(1.0);
+                assert!(
+                    (plain - with).abs() <= tol,
+                    "{isa} {rows}x{cols}: {plain} vs {with}"
+                );
+            }
+        }
+        for (row, ..) in edge_table().into_iter().filter(|e| !e.0.is_empty()) {
+            for target in 0..row.len() as u32 {
+                let n = row.len();
+                let plain = cross_entropy_on(isa, &row, &[target], 1, n, None).unwrap();
+                let mut d = vec![0.0; n];
+                let with = cross_entropy_on(isa, &row, &[target], 1, n, Some(&mut d)).unwrap();
+                assert!(
+                    same(plain, with),
+                    "{isa} {row:?} t{target}: {plain} vs {with}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn length_mismatch_is_an_error_and_writes_nothing() {
     for isa in Isa::available() {

@@ -97,7 +97,7 @@ macro_rules! softmax_body {
             x: &[f32],
             y: &mut [f32],
             cols: usize,
-            finish: impl Fn(&[f32], &mut [f32], f32, f32),
+            mut finish: impl FnMut(&[f32], &mut [f32], f32, f32),
         ) {
             let rb = (BLOCK / cols).max(1);
             let mut maxes = [0.0f32; BLOCK];
@@ -124,11 +124,18 @@ macro_rules! softmax_body {
             }
         }
 
-        /// softmax over `rows` rows of `cols`; lengths checked by the caller.
+        /// softmax over rows, calling `sums(max, Σ exp(x − max))` for each
+        /// row in order; lengths checked by the caller.
         #[target_feature(enable = $feat)]
-        pub(crate) fn softmax(x: &[f32], y: &mut [f32], cols: usize) {
+        pub(crate) fn softmax_sums(
+            x: &[f32],
+            y: &mut [f32],
+            cols: usize,
+            sums: &mut dyn FnMut(f32, f32),
+        ) {
             if cols < SHORT {
-                return short_rows(x, y, cols, |_, yr, _, sum| {
+                return short_rows(x, y, cols, |_, yr, m, sum| {
+                    sums(m, sum);
                     let inv = 1.0 / sum;
                     for o in yr {
                         *o *= inv;
@@ -138,6 +145,7 @@ macro_rules! softmax_body {
             for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
                 let m = row_max(xr);
                 let s = exp_shift_sum(xr, Some(&mut *yr), m);
+                sums(m, s);
                 scale(yr, 1.0 / s);
             }
         }

@@ -118,15 +118,30 @@ pub fn softmax_on(
     rows: usize,
     cols: usize,
 ) -> Result<(), Error> {
+    softmax_sums_on(isa, x, y, rows, cols, &mut |_, _| {})
+}
+
+/// [`softmax_on`], also calling `sums(max_r, Σ_j exp(x[r, j] − max_r))` for
+/// each row in order: what a caller needs to form log-sum-exp without a
+/// second pass over the row (see `loss::cross_entropy_on`).
+pub(crate) fn softmax_sums_on(
+    isa: Isa,
+    x: &[f32],
+    y: &mut [f32],
+    rows: usize,
+    cols: usize,
+    sums: &mut dyn FnMut(f32, f32),
+) -> Result<(), Error> {
     check(x.len(), y.len(), rows, cols)?;
     if cols == 0 {
         return Ok(());
     }
     dispatch!(
         isa,
-        softmax(x, y, cols),
+        softmax_sums(x, y, cols, sums),
         for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
-            reference::softmax_row(xr, yr)
+            let (m, s) = reference::softmax_row(xr, yr);
+            sums(m, s);
         }
     );
     Ok(())

@@ -18,14 +18,16 @@ pub fn exp_shift_sum(x: &[f32], y: &mut [f32], shift: f32) -> f32 {
     sum
 }
 
-/// softmax of one row into `y`.
-pub fn softmax_row(x: &[f32], y: &mut [f32]) {
+/// softmax of one row into `y`; returns the row's maximum and
+/// `Σ exp(x − max)`.
+pub fn softmax_row(x: &[f32], y: &mut [f32]) -> (f32, f32) {
     let m = row_max(x);
     let s = exp_shift_sum(x, y, m);
     let inv = 1.0 / s;
     for o in y.iter_mut() {
         *o *= inv;
     }
+    (m, s)
 }
 
 /// log-softmax of one row into `y`: `(x − max) − ln Σ exp(x − max)`.
