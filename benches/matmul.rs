@@ -6,9 +6,11 @@
 //! `at` = Aᵀ·B (d_weight = xᵀ·d_out).
 //!
 //! `sparse_fwd` / `sparse_dw`: the first layer of 784-128-10 at batch 64 with
-//! a given fraction of nonzero inputs (MNIST's pixels: ~19%), the sparse
-//! products beside the dense ones on the same data; the throughput is the
-//! dense flop count, so the figures compare directly.
+//! a given fraction of nonzero inputs (MNIST's pixels: ~19%), and the
+//! second (64x128x10, its input the ReLU output), the sparse products beside
+//! the dense ones on the same data; the throughput is the dense flop count,
+//! so the figures compare directly. They set `SPARSE_DENSITY` and
+//! `SPARSE_MIN_WIDTH`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ember::matmul::sparse::{spmm, spmm_at};
@@ -148,8 +150,17 @@ fn sparse_data(n: usize, density: f32, seed: u32) -> Vec<f32> {
 }
 
 fn bench_sparse(c: &mut Criterion) {
-    let (b, k, n) = (64, 784, 128);
-    for density in [0.1f32, 0.19, 0.35, 0.5] {
+    let cases = [
+        (784, 128, &[0.1f32, 0.19, 0.35, 0.5][..]),
+        (128, 10, &[0.19, 0.35][..]),
+    ];
+    for (k, n, densities) in cases {
+        bench_sparse_layer(c, 64, k, n, densities);
+    }
+}
+
+fn bench_sparse_layer(c: &mut Criterion, b: usize, k: usize, n: usize, densities: &[f32]) {
+    for &density in densities {
         let x = sparse_data(b * k, density, 3);
         let w = data(k * n, 4);
         let dy = data(b * n, 5);

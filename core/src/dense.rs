@@ -76,7 +76,7 @@ impl Dense {
         for row in y.chunks_exact_mut(o.max(1)) {
             row.copy_from_slice(b);
         }
-        if worth_it(x) {
+        if worth_it(x, o) {
             return spmm(par, Isa::active(), x, w, y, Dims::new(batch, i, o), true);
         }
         gemm_par(
@@ -118,7 +118,7 @@ impl Dense {
             len_is(g, batch * i)?;
         }
         if let Some(dw) = grads.d_weight {
-            if worth_it(x) {
+            if worth_it(x, o) {
                 spmm_at(par, Isa::active(), x, d_out, dw, Dims::new(i, batch, o))?;
             } else {
                 gemm_par(

@@ -266,13 +266,15 @@ fn thread_splits_are_bit_identical_to_serial() {
 #[test]
 fn dense_layer_on_sparse_input_matches_the_dense_products() {
     use ember::dense::DenseGrads;
-    use ember::matmul::sparse::{set_enabled, worth_it};
+    use ember::matmul::sparse::{set_enabled, worth_it, SPARSE_MIN_WIDTH};
     use ember::Dense;
     let mut gen = Gen(0x5a5a_0006);
-    let (batch, layer) = (13, Dense::new(300, 40));
+    let (batch, layer) = (13, Dense::new(300, 70));
     let x = sparse_vec(&mut gen, batch * layer.in_dim, 0.85);
     let dense_x = gen.vec(batch * layer.in_dim);
-    assert!(worth_it(&x) && !worth_it(&dense_x));
+    assert!(worth_it(&x, layer.out_dim) && !worth_it(&dense_x, layer.out_dim));
+    // A narrow output (a classifier's logits) stays on the dense products.
+    assert!(!worth_it(&x, 10) && !worth_it(&x, SPARSE_MIN_WIDTH - 1));
     let w = gen.vec(layer.weight_len());
     let b = gen.vec(layer.out_dim);
     let d_out = gen.vec(batch * layer.out_dim);

@@ -34,15 +34,23 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// Whether a layer whose input is `x` should use the sparse products: they
-/// are enabled and x is sparse enough (see [`SPARSE_DENSITY`]).
-pub fn worth_it(x: &[f32]) -> bool {
-    enabled() && density(x) < SPARSE_DENSITY
+/// Whether a layer whose input is `x` and whose output has `n` columns
+/// should use the sparse products: they are enabled, x is sparse enough
+/// (see [`SPARSE_DENSITY`]) and n wide enough (see [`SPARSE_MIN_WIDTH`]).
+pub fn worth_it(x: &[f32], n: usize) -> bool {
+    enabled() && n >= SPARSE_MIN_WIDTH && density(x) < SPARSE_DENSITY
 }
 
 /// Below this fraction of nonzeros in X, [`spmm`] and [`spmm_at`] beat the
 /// dense products on the vector paths (measured at the MNIST layer shapes).
 pub const SPARSE_DENSITY: f32 = 0.35;
+
+/// Narrower outputs than this are left to the dense products: walking a
+/// row's list of nonzeros pays off over many columns, and on an output of
+/// 10 (a classifier's logits) the sparse products took 1.4–3× as long as
+/// the dense ones even at 19% nonzeros (`benches/matmul.rs`, `sparse_*` at
+/// 64x128x10).
+pub const SPARSE_MIN_WIDTH: usize = 64;
 
 /// The fraction of nonzero elements of `x`, estimated from about 2048 of
 /// them spread evenly over it (every one when x is shorter; 0 for an empty
