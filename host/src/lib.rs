@@ -1,6 +1,7 @@
 //! ember on the desktop: MNIST loading, the training loop, checkpoints and the
 //! command-line tool `ember`. All arithmetic is the core's (`ember` crate).
 
+pub mod aligned;
 pub mod checkpoint;
 pub mod cli;
 pub mod cmd;

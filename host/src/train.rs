@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use rand_core::Rng;
 use std::time::Instant;
 
+use crate::aligned::Floats;
 use crate::mnist::{Dataset, PIXELS};
 use crate::par::Pool;
 use ember::loss::{bce_with_logits, cross_entropy};
@@ -197,13 +198,13 @@ pub struct Trainer {
     /// The task.
     pub task: Task,
     /// Flat parameters.
-    pub params: Vec<f32>,
-    grads: Vec<f32>,
-    state: Vec<f32>,
-    acts: Vec<f32>,
-    scratch: Vec<f32>,
-    d_logits: Vec<f32>,
-    x: Vec<f32>,
+    pub params: Floats,
+    grads: Floats,
+    state: Floats,
+    acts: Floats,
+    scratch: Floats,
+    d_logits: Floats,
+    x: Floats,
     targets: Vec<u32>,
     targets_f: Vec<f32>,
     /// The optimizer.
@@ -231,15 +232,15 @@ impl Trainer {
             .collect();
         let group_mult = vec![1.0; groups.len()];
         Ok(Trainer {
-            state: vec![0.0; opt.state_len(n)],
-            grads: vec![0.0; n],
+            state: Floats::zeros(opt.state_len(n)),
+            grads: Floats::zeros(n),
             mlp,
             task,
-            params,
-            acts: Vec::new(),
-            scratch: Vec::new(),
-            d_logits: Vec::new(),
-            x: Vec::new(),
+            params: Floats::from_slice(&params),
+            acts: Floats::default(),
+            scratch: Floats::default(),
+            d_logits: Floats::default(),
+            x: Floats::default(),
             targets: Vec::new(),
             targets_f: Vec::new(),
             opt,

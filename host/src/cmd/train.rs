@@ -400,7 +400,7 @@ pub fn run_epochs(
                 Checkpoint {
                     task,
                     mlp: tr.mlp.clone(),
-                    params: tr.params.clone(),
+                    params: tr.params.to_vec(),
                 }
                 .save(&path)?;
                 Ok(())
