@@ -75,9 +75,13 @@ fn vector_paths_match_reference_on_large_shapes() {
             Dims::new(1, 784, 128),
             Dims::new(64, 784, 10),
             Dims::new(13, 600, 97),
+            // Several blocks of packed A rows (96 each), the last short and
+            // ending in a one-row tile, over two blocks of k.
+            Dims::new(205, 300, 45),
         ] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
                 check_one(isa, d, ta, tb, false, &mut gen);
+                check_one(isa, d, ta, tb, true, &mut gen);
             }
         }
     }
@@ -198,6 +202,63 @@ fn row_split_parallel_is_bit_identical_to_serial() {
                             .all(|(x, y)| x.to_bits() == y.to_bits()),
                         "{isa} {d:?} ta={ta} tb={tb} threads={t}"
                     );
+                }
+            }
+        }
+    }
+}
+
+/// Operands with row strides wider than their rows give the same bits as
+/// tightly packed ones, and the gaps between C's rows are left alone.
+#[test]
+fn strided_operands_give_the_packed_result() {
+    let mut gen = Gen(0x57_81de);
+    // Stores rows x cols with row stride ld, the gaps filled with `fill`.
+    let widen = |v: &[f32], rows: usize, cols: usize, ld: usize, fill: f32| {
+        let mut out = vec![fill; rows.saturating_sub(1) * ld + cols];
+        for r in 0..rows {
+            out[r * ld..r * ld + cols].copy_from_slice(&v[r * cols..(r + 1) * cols]);
+        }
+        out
+    };
+    for isa in Isa::available() {
+        for d in [
+            Dims::new(205, 300, 45),
+            Dims::new(9, 40, 33),
+            Dims::new(1, 50, 70),
+        ] {
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                let packed = Gemm::packed(d, ta, tb, false);
+                let a = gen.vec(d.m * d.k);
+                let b = gen.vec(d.k * d.n);
+                let mut want = vec![0.0; d.m * d.n];
+                gemm_on(isa, &packed, &a, &b, &mut want).unwrap();
+                let (ar, ac) = if ta { (d.k, d.m) } else { (d.m, d.k) };
+                let (br, bc) = if tb { (d.n, d.k) } else { (d.k, d.n) };
+                let g = Gemm {
+                    lda: ac + 3,
+                    ldb: bc + 5,
+                    ldc: d.n + 2,
+                    ..packed
+                };
+                let wa = widen(&a, ar, ac, g.lda, f32::NAN);
+                let wb = widen(&b, br, bc, g.ldb, f32::NAN);
+                let mut c = widen(&vec![f32::NAN; d.m * d.n], d.m, d.n, g.ldc, 12345.0);
+                gemm_on(isa, &g, &wa, &wb, &mut c).unwrap();
+                let what = format!("{isa} {d:?} ta={ta} tb={tb}");
+                for r in 0..d.m {
+                    let row = &c[r * g.ldc..r * g.ldc + d.n];
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(row),
+                        bits(&want[r * d.n..(r + 1) * d.n]),
+                        "{what} row {r}"
+                    );
+                    if r + 1 < d.m {
+                        assert!(c[r * g.ldc + d.n..(r + 1) * g.ldc]
+                            .iter()
+                            .all(|&x| x == 12345.0));
+                    }
                 }
             }
         }

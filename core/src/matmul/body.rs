@@ -3,12 +3,18 @@
 //! so each ISA file only supplies its vector type and seven one-line helpers
 //! (`zero`, `splat`, `load`, `store`, `fma`, `add`, `hsum`).
 //!
-//! Loop nest (BLIS order, without the m-blocking a no-alloc crate cannot
-//! afford): for each NR-wide panel of columns, for each KC-deep block of k,
-//! pack B once (unless it can be read in place), then sweep all 6-row tiles of
-//! A over it. Each element of C is one FMA chain over its KC block, added to C
-//! block by block — the same sequence wherever the tile sits, which is what
-//! makes row-split parallel results bit-identical to serial ones.
+//! Loop nest (BLIS order, `blocked`): for each KC-deep block of k, for each
+//! MC-row block of A, pack that block of A (MC x KC, 96 KiB of stack, stays in
+//! L2), then for each NR-wide panel of columns pack B's KC x NR panel (L1;
+//! read in place instead for products of few rows) and sweep all 6-row tiles
+//! of the A block over it. Each element of C is one FMA chain over its KC
+//! block, added to C block by block — the same sequence wherever the tile
+//! sits, which is what makes row-split parallel results bit-identical to
+//! serial ones.
+//!
+//! Stack: about 112 KiB (AVX2, NEON) or 128 KiB (AVX-512) per call for the
+//! two packed blocks; the scalar reference, which the Cortex-M targets use,
+//! needs none.
 
 macro_rules! gemm_body {
     ($feat:literal, $V:ty, lanes = $L:expr, vecs = $NV:expr) => {
@@ -21,9 +27,63 @@ macro_rules! gemm_body {
         /// Depth of one packed block: KC x NR floats (16-32 KiB) stay in L1.
         const KC: usize = 256;
 
+        /// Rows of A packed at once: an MC x KC block (96 KiB) stays in L2
+        /// while every panel of B passes over it.
+        const MC: usize = 16 * MR;
+
         /// A packed block of B, 64-byte aligned for whole-line loads.
         #[repr(C, align(64))]
         struct Panel([MaybeUninit<f32>; KC * NR]);
+
+        /// A packed block of A: for each MR-row tile, its kc columns with the
+        /// tile's MR values of one column side by side.
+        #[repr(C, align(64))]
+        struct APanel([MaybeUninit<f32>; MC * KC]);
+
+        /// Packs rows `i0..i0 + mc` (mc <= MC) and columns `p0..p0 + kc` of
+        /// op(A) into `out`: element (i0 + t·MR + r, p0 + p) goes to
+        /// `t·MR·kc + p·MR + r`. The rows past m of a last, short tile are
+        /// left unwritten (the kernel for that tile never reads them).
+        ///
+        /// # Safety
+        /// The block lies within A (strides `rsa`, `csa`).
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn pack_a(
+            a: &[f32],
+            rsa: usize,
+            csa: usize,
+            i0: usize,
+            p0: usize,
+            mc: usize,
+            kc: usize,
+            out: &mut [MaybeUninit<f32>],
+        ) {
+            let mut t0 = 0;
+            while t0 < mc {
+                let r_n = (mc - t0).min(MR);
+                let tile = &mut out[t0 * kc..][..kc * MR];
+                if csa == 1 {
+                    // Rows of A are contiguous in k: read each row in order.
+                    for r in 0..r_n {
+                        let row = &a[(i0 + t0 + r) * rsa + p0..][..kc];
+                        for (dst, v) in tile.chunks_exact_mut(MR).zip(row) {
+                            dst[r].write(*v);
+                        }
+                    }
+                } else {
+                    // A stored transposed: a column's MR values are contiguous.
+                    for (p, dst) in tile.chunks_exact_mut(MR).enumerate() {
+                        let col = &a[(p0 + p) * csa + (i0 + t0) * rsa..][..(r_n - 1) * rsa + 1];
+                        for (d, v) in dst.iter_mut().zip(col.iter().step_by(rsa)) {
+                            d.write(*v);
+                        }
+                    }
+                }
+                t0 += MR;
+            }
+        }
 
         /// One micro-tile: where its A rows, B panel and C block start.
         struct Tile {
@@ -65,7 +125,7 @@ macro_rules! gemm_body {
                 }
                 return;
             }
-            let (rsa, csa, rsb, csb) = g.strides();
+            let (_, _, _, csb) = g.strides();
             if few_rows && g.trans_b {
                 // SAFETY: forwarded contract.
                 unsafe { dots(g, a, b, c) };
@@ -80,54 +140,76 @@ macro_rules! gemm_body {
                     j0 += ROW_W;
                 }
             }
-            let mut panel = Panel([MaybeUninit::uninit(); KC * NR]);
             // Few rows of A: reading B in place beats packing it.
             let direct = csb == 1 && few_rows;
-            while j0 < n {
-                let nr = (n - j0).min(NR);
-                let mut p0 = 0;
-                while p0 < k {
-                    let kc = (k - p0).min(KC);
-                    let (bp, ldb) = if direct && nr == NR {
-                        // SAFETY: p0 < k and j0 + NR <= n, so the offset lies in B (Gemm::check).
-                        (unsafe { b.as_ptr().add(p0 * rsb + j0) }, rsb)
-                    } else {
-                        pack_b(b, rsb, csb, p0, j0, kc, nr, NR, &mut panel.0);
-                        (panel.0.as_ptr().cast::<f32>(), NR)
-                    };
-                    let mut i0 = 0;
-                    while i0 < m {
+            // SAFETY: forwarded contract; j0 <= n.
+            unsafe { blocked(g, a, b, c, j0, direct) };
+        }
+
+        /// The general path, over columns `j_start..n` of C: for each KC
+        /// block of k and each MC block of rows, A's block is packed once (it
+        /// then stays in L2), and each NR panel of B, packed in turn (in L1)
+        /// or with `direct` read in place, meets every MR-row tile of it.
+        /// Every element of C is one FMA chain per KC block, the blocks added
+        /// in order, so results are those of any row split.
+        ///
+        /// # Safety
+        /// As [`gemm`], with m, n, k > 0, `j_start <= n`, and B not
+        /// transposed when `direct`.
+        #[target_feature(enable = $feat)]
+        unsafe fn blocked(
+            g: &Gemm,
+            a: &[f32],
+            b: &[f32],
+            c: &mut [f32],
+            j_start: usize,
+            direct: bool,
+        ) {
+            let (m, k, n) = (g.m, g.k, g.n);
+            let (rsa, csa, rsb, csb) = g.strides();
+            let mut panel = Panel([MaybeUninit::uninit(); KC * NR]);
+            let mut apanel = APanel([MaybeUninit::uninit(); MC * KC]);
+            let mut p0 = 0;
+            while p0 < k {
+                let kc = (k - p0).min(KC);
+                let mut i0 = 0;
+                while i0 < m {
+                    let mc = (m - i0).min(MC);
+                    // SAFETY: rows i0..i0 + mc <= m, columns p0..p0 + kc <= k.
+                    unsafe { pack_a(a, rsa, csa, i0, p0, mc, kc, &mut apanel.0) };
+                    let mut j0 = j_start;
+                    while j0 < n {
+                        let nr = (n - j0).min(NR);
+                        let (bp, ldb) = if direct && nr == NR {
+                            // SAFETY: p0 < k and j0 + NR <= n: the offset lies in B.
+                            (unsafe { b.as_ptr().add(p0 * rsb + j0) }, rsb)
+                        } else {
+                            pack_b(b, rsb, csb, p0, j0, kc, nr, NR, &mut panel.0);
+                            (panel.0.as_ptr().cast::<f32>(), NR)
+                        };
                         let t = Tile {
-                            // SAFETY: i0 < m and p0 < k: the offset lies in A (Gemm::check).
-                            a: unsafe { a.as_ptr().add(i0 * rsa + p0 * csa) },
-                            rsa,
-                            csa,
+                            a: apanel.0.as_ptr().cast::<f32>(),
+                            rsa: 1,
+                            csa: MR,
                             b: bp,
                             ldb,
-                            // SAFETY: i0 < m and j0 < n: the offset lies in C (Gemm::check).
+                            // SAFETY: i0 < m and j0 < n: the offset lies in C.
                             c: unsafe { c.as_mut_ptr().add(i0 * g.ldc + j0) },
                             ldc: g.ldc,
                             kc,
                             nr,
                             acc: g.accumulate || p0 > 0,
                         };
-                        // SAFETY: the tile's rows of A over kc, its kc x NR panel
-                        // and its r x nr block of C were bounded just above.
-                        unsafe {
-                            match (m - i0).min(MR) {
-                                1 => kernel_1(&t),
-                                2 => kernel::<2>(&t),
-                                3 => kernel::<3>(&t),
-                                4 => kernel::<4>(&t),
-                                5 => kernel::<5>(&t),
-                                _ => kernel::<6>(&t),
-                            }
-                        }
-                        i0 += MR;
+                        // SAFETY: the packed rows (written by pack_a for the
+                        // rows of each tile that exist, the only ones a kernel
+                        // reads), the kc x NR panel and the mc x nr block of C
+                        // are in bounds.
+                        unsafe { sweep(t, mc, MR * kc) };
+                        j0 += NR;
                     }
-                    p0 += kc;
+                    i0 += MC;
                 }
-                j0 += NR;
+                p0 += kc;
             }
         }
 
@@ -230,6 +312,44 @@ macro_rules! gemm_body {
             }
         }
 
+        /// Runs the kernels over `rows` rows of C from `t.c`, MR rows at a
+        /// time, the next tile's A `a_step` floats on. Keep this the one
+        /// place the kernels are called from, and itself called from one
+        /// place: then all of it is inlined into one loop nest and the
+        /// accumulators stay in registers. Called from two places, it was
+        /// compiled out of line and the accumulators went through the stack
+        /// on every step of k (3x slower).
+        ///
+        /// # Safety
+        /// `t` addresses `rows` rows of A (tile by tile, `a_step` apart),
+        /// a kc x NR panel of B and a rows x nr block of C, all in bounds.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn sweep(mut t: Tile, rows: usize, a_step: usize) {
+            let mut i0 = 0;
+            while i0 < rows {
+                // SAFETY: forwarded contract, the tile's rows start at i0.
+                unsafe {
+                    match (rows - i0).min(MR) {
+                        1 => kernel_1(&t),
+                        2 => kernel::<2>(&t),
+                        3 => kernel::<3>(&t),
+                        4 => kernel::<4>(&t),
+                        5 => kernel::<5>(&t),
+                        _ => kernel::<6>(&t),
+                    }
+                }
+                i0 += MR;
+                if i0 < rows {
+                    // SAFETY: row i0 < rows exists in A and C (contract).
+                    unsafe {
+                        t.a = t.a.add(a_step);
+                        t.c = t.c.add(MR * t.ldc);
+                    }
+                }
+            }
+        }
+
         /// An `R x NR` tile: one FMA chain per element.
         ///
         /// # Safety
@@ -238,16 +358,19 @@ macro_rules! gemm_body {
         #[target_feature(enable = $feat)]
         #[inline]
         unsafe fn kernel<const R: usize>(t: &Tile) {
+            // The tile's fields as locals: read through `t` inside the loop,
+            // they kept the accumulators from living in registers.
+            let (a, rsa, csa, b, ldb) = (t.a, t.rsa, t.csa, t.b, t.ldb);
             let mut acc = [[zero(); $NV]; R];
             for p in 0..t.kc {
                 let mut bv = [zero(); $NV];
                 for (v, x) in bv.iter_mut().enumerate() {
                     // SAFETY: p < kc, v * LANES < NR: inside the panel (contract).
-                    *x = unsafe { load(t.b.add(p * t.ldb + v * $L)) };
+                    *x = unsafe { load(b.add(p * ldb + v * $L)) };
                 }
                 for (r, row) in acc.iter_mut().enumerate() {
                     // SAFETY: r < R, p < kc: inside A (contract).
-                    let av = splat(unsafe { *t.a.add(r * t.rsa + p * t.csa) });
+                    let av = splat(unsafe { *a.add(r * rsa + p * csa) });
                     for (x, bx) in row.iter_mut().zip(bv) {
                         *x = fma(av, bx, *x);
                     }

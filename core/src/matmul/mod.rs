@@ -11,9 +11,10 @@
 //! writes anything and then runs on [`Isa::active`]; the `_on` variants pick a
 //! path explicitly (tests and benches reach every ISA with them). The vector
 //! paths share one register-blocked micro-kernel (`body.rs`): a 6-row tile of
-//! C, two to four vectors wide, B packed into a contiguous panel when that
-//! pays. Edges and packing are handled in `pack.rs` and the driver; the
-//! scalar `reference.rs` is the specification they are tested against.
+//! C, two to four vectors wide, over blocks of A and panels of B packed
+//! contiguous (B read in place when that pays). Edges and packing are handled
+//! in `pack.rs` and the driver; the scalar `reference.rs` is the
+//! specification they are tested against.
 
 use crate::par::{split_rows, Parallel};
 use crate::{Error, Isa};
