@@ -17,7 +17,7 @@
 //! needs none.
 
 macro_rules! gemm_body {
-    ($feat:literal, $V:ty, lanes = $L:expr, vecs = $NV:expr) => {
+    ($feat:literal, $V:ty, lanes = $L:expr, vecs = $NV:expr $(, transpose = $tr:ident)?) => {
         use crate::matmul::pack::pack_b;
         use crate::matmul::{Gemm, TILE_ROWS as MR};
         use core::mem::MaybeUninit;
@@ -83,6 +83,60 @@ macro_rules! gemm_body {
                 }
                 t0 += MR;
             }
+        }
+
+        /// Packs B's kc x nr block at (p0, j0) into `panel`, as `pack_b`.
+        /// Where the ISA supplies an L x L transpose (`transpose =` in the
+        /// macro call), a full panel of a B stored transposed goes through
+        /// it, L x L floats at a time, instead of one float at a time.
+        ///
+        /// # Safety
+        /// The block lies within B (strides `rsb`, `csb`).
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn pack_panel(
+            b: &[f32],
+            rsb: usize,
+            csb: usize,
+            p0: usize,
+            j0: usize,
+            kc: usize,
+            nr: usize,
+            panel: &mut [MaybeUninit<f32>],
+        ) {
+            $(
+            if rsb == 1 && csb != 1 && nr == NR {
+                let panel = &mut panel[..kc * NR];
+                let whole = kc - kc % $L;
+                let out = panel.as_mut_ptr().cast::<f32>();
+                for jb in (0..NR).step_by($L) {
+                    let mut p = 0;
+                    while p < whole {
+                        let mut rows = [zero(); $L];
+                        for (i, r) in rows.iter_mut().enumerate() {
+                            // SAFETY: stored row j0 + jb + i < j0 + NR <= n and
+                            // its elements p0 + p .. + L <= p0 + kc <= k lie
+                            // in B (contract).
+                            *r = unsafe { load(b.as_ptr().add((j0 + jb + i) * csb + p0 + p)) };
+                        }
+                        for (q, v) in $tr(rows).iter().enumerate() {
+                            // SAFETY: p + q < kc and jb + L <= NR: inside the
+                            // kc x NR panel; MaybeUninit<f32> has f32's layout.
+                            unsafe { store(out.add((p + q) * NR + jb), *v) };
+                        }
+                        p += $L;
+                    }
+                    for p in whole..kc {
+                        for i in 0..$L {
+                            panel[p * NR + jb + i].write(b[(j0 + jb + i) * csb + p0 + p]);
+                        }
+                    }
+                }
+                return;
+            }
+            )?
+            pack_b(b, rsb, csb, p0, j0, kc, nr, NR, panel)
         }
 
         /// One micro-tile: where its A rows, B panel and C block start.
@@ -184,7 +238,8 @@ macro_rules! gemm_body {
                             // SAFETY: p0 < k and j0 + NR <= n: the offset lies in B.
                             (unsafe { b.as_ptr().add(p0 * rsb + j0) }, rsb)
                         } else {
-                            pack_b(b, rsb, csb, p0, j0, kc, nr, NR, &mut panel.0);
+                            // SAFETY: the block lies within B (Gemm::check).
+                            unsafe { pack_panel(b, rsb, csb, p0, j0, kc, nr, &mut panel.0) };
                             (panel.0.as_ptr().cast::<f32>(), NR)
                         };
                         let t = Tile {

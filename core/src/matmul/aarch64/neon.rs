@@ -1,5 +1,6 @@
 //! NEON: 6 x 16 tile (24 q-register accumulators, 4 for B, 1 broadcast of A:
-//! 29 of the 32 registers).
+//! 29 of the 32 registers); B stored transposed is packed 4 x 4 blocks at a
+//! time through `transpose4`.
 use core::arch::aarch64::*;
 
 #[target_feature(enable = "neon")]
@@ -59,5 +60,28 @@ unsafe fn nonzero_mask(p: *const f32) -> u32 {
     0xf & !vaddvq_u32(vandq_u32(zero, weights))
 }
 
-gemm_body!("neon", float32x4_t, lanes = 4, vecs = 4);
+/// The 4 x 4 transpose of `r` (row i, lane q → row q, lane i): transpose
+/// 2 x 2 blocks of floats, then of 64-bit pairs.
+#[target_feature(enable = "neon")]
+#[inline]
+fn transpose4(r: [float32x4_t; 4]) -> [float32x4_t; 4] {
+    let t0 = vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1]));
+    let t1 = vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1]));
+    let t2 = vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3]));
+    let t3 = vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3]));
+    [
+        vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)),
+        vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)),
+        vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)),
+        vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)),
+    ]
+}
+
+gemm_body!(
+    "neon",
+    float32x4_t,
+    lanes = 4,
+    vecs = 4,
+    transpose = transpose4
+);
 sparse_body!("neon", float32x4_t, lanes = 4);

@@ -1,5 +1,6 @@
 //! AVX2+FMA: 6 x 16 tile (12 ymm accumulators, 2 for B, 1 broadcast of A:
-//! 15 of the 16 registers).
+//! 15 of the 16 registers); B stored transposed is packed 8 x 8 blocks at a
+//! time through `transpose8`.
 use core::arch::x86_64::*;
 
 #[target_feature(enable = "avx2,fma")]
@@ -60,5 +61,44 @@ unsafe fn nonzero_mask(p: *const f32) -> u32 {
     _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps())) as u32
 }
 
-gemm_body!("avx2,fma", __m256, lanes = 8, vecs = 2);
+/// The 8 x 8 transpose of `r` (row i, lane q → row q, lane i): unpack
+/// pairs, shuffle quads, swap 128-bit halves.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
+}
+
+gemm_body!(
+    "avx2,fma",
+    __m256,
+    lanes = 8,
+    vecs = 2,
+    transpose = transpose8
+);
 sparse_body!("avx2,fma", __m256, lanes = 8);
