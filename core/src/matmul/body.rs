@@ -72,8 +72,16 @@ macro_rules! gemm_body {
                             dst[r].write(*v);
                         }
                     }
+                } else if r_n == MR && rsa == 1 {
+                    // A stored transposed: a column's MR values are
+                    // contiguous, a fixed-length copy per column.
+                    for (p, dst) in tile.chunks_exact_mut(MR).enumerate() {
+                        let col = &a[(p0 + p) * csa + i0 + t0..][..MR];
+                        for (d, v) in dst.iter_mut().zip(col) {
+                            d.write(*v);
+                        }
+                    }
                 } else {
-                    // A stored transposed: a column's MR values are contiguous.
                     for (p, dst) in tile.chunks_exact_mut(MR).enumerate() {
                         let col = &a[(p0 + p) * csa + (i0 + t0) * rsa..][..(r_n - 1) * rsa + 1];
                         for (d, v) in dst.iter_mut().zip(col.iter().step_by(rsa)) {
