@@ -19,87 +19,8 @@ use ember::{Isa, Serial};
 use std::hint::black_box;
 use std::time::Duration;
 
-const SHAPES: &[(usize, usize, usize)] = &[
-    (1, 784, 128),
-    (64, 784, 128),
-    (128, 784, 128),
-    (256, 784, 256),
-    (256, 128, 10),
-    (512, 512, 512),
-    // d_weight of 784-128-10's first layer at batch 64 (Aᵀ·B with m = 784, k = 64).
-    (784, 64, 128),
-];
-
-fn data(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / 16_777_216.0 - 0.5
-        })
-        .collect()
-}
-
-/// The peer: a naive i-p-j loop over the same layout (the obvious Rust code).
-fn naive(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
-    let (m, k, n) = (g.m, g.k, g.n);
-    c[..m * n].fill(0.0);
-    for i in 0..m {
-        for p in 0..k {
-            let av = if g.trans_a {
-                a[p * m + i]
-            } else {
-                a[i * k + p]
-            };
-            let row = &mut c[i * n..(i + 1) * n];
-            if g.trans_b {
-                for (j, x) in row.iter_mut().enumerate() {
-                    *x += av * b[j * k + p];
-                }
-            } else {
-                for (x, bv) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
-                    *x += av * bv;
-                }
-            }
-        }
-    }
-}
-
-/// The peer: matrixmultiply's sgemm on the same layout, through its strides.
-fn mm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
-    let (m, k, n) = (g.m, g.k, g.n);
-    let (rsa, csa) = if g.trans_a {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if g.trans_b {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    // SAFETY: the slices hold m*k, k*n and m*n elements, matching the strides.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        )
-    }
-}
+mod peers;
+use peers::{data, mm, naive, SHAPES};
 
 fn bench(c: &mut Criterion) {
     for &(m, k, n) in SHAPES {

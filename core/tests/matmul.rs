@@ -76,8 +76,10 @@ fn vector_paths_match_reference_on_large_shapes() {
             Dims::new(64, 784, 10),
             Dims::new(13, 600, 97),
             // Several blocks of packed A rows (96 each), the last short and
-            // ending in a one-row tile, over two blocks of k.
+            // ending in a one-row tile, over two blocks of k; and the same
+            // with A read in place (C only two panels wide).
             Dims::new(205, 300, 45),
+            Dims::new(205, 300, 20),
         ] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
                 check_one(isa, d, ta, tb, false, &mut gen);
@@ -224,6 +226,7 @@ fn strided_operands_give_the_packed_result() {
     for isa in Isa::available() {
         for d in [
             Dims::new(205, 300, 45),
+            Dims::new(150, 40, 20),
             Dims::new(9, 40, 33),
             Dims::new(1, 50, 70),
         ] {

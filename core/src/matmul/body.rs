@@ -209,9 +209,10 @@ macro_rules! gemm_body {
         }
 
         /// The general path, over columns `j_start..n` of C: for each KC
-        /// block of k and each MC block of rows, A's block is packed once (it
-        /// then stays in L2), and each NR panel of B, packed in turn (in L1)
-        /// or with `direct` read in place, meets every MR-row tile of it.
+        /// block of k and each MC block of rows (which then stays in L2,
+        /// packed when that pays, see below), each NR panel of B, packed in
+        /// turn (in L1) or with `direct` read in place, meets every MR-row
+        /// tile of the block.
         /// Every element of C is one FMA chain per KC block, the blocks added
         /// in order, so results are those of any row split.
         ///
@@ -231,14 +232,24 @@ macro_rules! gemm_body {
             let (rsa, csa, rsb, csb) = g.strides();
             let mut panel = Panel([MaybeUninit::uninit(); KC * NR]);
             let mut apanel = APanel([MaybeUninit::uninit(); MC * KC]);
+            // A stored row by row is read in place: a tile's MR rows are MR
+            // streams the caches follow, and packing them (one float at a
+            // time) cost more than it saved (measured: `head_to_head`). A
+            // stored transposed is packed when k is deep: in place, a tile
+            // touches a new cache line at every step of k, more than L1
+            // holds beside the panel of B. Packing pays only when several
+            // panels of B reuse the block (not for a layer of 10 outputs).
+            let pack_whole_a = csa != 1 && k > 128 && n - j_start > 2 * NR;
             let mut p0 = 0;
             while p0 < k {
                 let kc = (k - p0).min(KC);
                 let mut i0 = 0;
                 while i0 < m {
                     let mc = (m - i0).min(MC);
-                    // SAFETY: rows i0..i0 + mc <= m, columns p0..p0 + kc <= k.
-                    unsafe { pack_a(a, rsa, csa, i0, p0, mc, kc, &mut apanel.0) };
+                    if pack_whole_a {
+                        // SAFETY: rows i0..i0 + mc <= m, columns p0..p0 + kc <= k.
+                        unsafe { pack_a(a, rsa, csa, i0, p0, mc, kc, &mut apanel.0) };
+                    }
                     let mut j0 = j_start;
                     while j0 < n {
                         let nr = (n - j0).min(NR);
@@ -250,10 +261,16 @@ macro_rules! gemm_body {
                             unsafe { pack_panel(b, rsb, csb, p0, j0, kc, nr, &mut panel.0) };
                             (panel.0.as_ptr().cast::<f32>(), NR)
                         };
+                        let (ap, ta_rs, ta_cs, a_step) = if pack_whole_a {
+                            (apanel.0.as_ptr().cast::<f32>(), 1, MR, MR * kc)
+                        } else {
+                            // SAFETY: i0 < m and p0 < k: the offset lies in A.
+                            (unsafe { a.as_ptr().add(i0 * rsa + p0 * csa) }, rsa, csa, MR * rsa)
+                        };
                         let t = Tile {
-                            a: apanel.0.as_ptr().cast::<f32>(),
-                            rsa: 1,
-                            csa: MR,
+                            a: ap,
+                            rsa: ta_rs,
+                            csa: ta_cs,
                             b: bp,
                             ldb,
                             // SAFETY: i0 < m and j0 < n: the offset lies in C.
@@ -263,11 +280,11 @@ macro_rules! gemm_body {
                             nr,
                             acc: g.accumulate || p0 > 0,
                         };
-                        // SAFETY: the packed rows (written by pack_a for the
-                        // rows of each tile that exist, the only ones a kernel
-                        // reads), the kc x NR panel and the mc x nr block of C
-                        // are in bounds.
-                        unsafe { sweep(t, mc, MR * kc) };
+                        // SAFETY: A's rows (in place, or packed by pack_a for
+                        // the rows of each tile that exist, the only ones a
+                        // kernel reads), the kc x NR panel and the mc x nr
+                        // block of C are in bounds.
+                        unsafe { sweep(t, mc, a_step) };
                         j0 += NR;
                     }
                     i0 += MC;
