@@ -9,12 +9,23 @@ use support::*;
 
 /// Trains a tiny one-epoch model into `ckpt` (quietly); extra flags appended.
 fn train_tiny(data: &Path, ckpt: &Path, limit: &str, extra: &[&str]) -> (i32, String, String) {
+    train_hidden(data, ckpt, "16", limit, extra)
+}
+
+/// One quiet epoch on `limit` examples with one hidden layer of `hidden` units.
+fn train_hidden(
+    data: &Path,
+    ckpt: &Path,
+    hidden: &str,
+    limit: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
     let mut args = vec![
         "train",
         "--data",
         data.to_str().unwrap(),
         "--hidden",
-        "16",
+        hidden,
         "--epochs",
         "1",
         "--train-limit",
@@ -240,28 +251,11 @@ fn dense_flag_trains_the_same_model_on_the_dense_kernels() {
     for (i, extra) in [&[][..], &["--dense"][..]].iter().enumerate() {
         let ckpt = dir.join(format!("d{i}.ckpt"));
         let metrics = dir.join(format!("d{i}.json"));
+        let mut args = vec!["--seed", "3", "--metrics", metrics.to_str().unwrap()];
+        args.extend_from_slice(extra);
         // 64 hidden units: narrower layers take the dense kernels anyway
         // (ember::matmul::sparse::SPARSE_MIN_WIDTH).
-        let mut args = vec![
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--hidden",
-            "64",
-            "--epochs",
-            "1",
-            "--train-limit",
-            "2000",
-            "--out",
-            ckpt.to_str().unwrap(),
-            "--quiet",
-            "--seed",
-            "3",
-            "--metrics",
-            metrics.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let (code, _, err) = run(&args);
+        let (code, _, err) = train_hidden(&data, &ckpt, "64", "2000", &args);
         assert_eq!(code, 0, "{err}");
         bytes.push(std::fs::read(&ckpt).unwrap());
         let json = std::fs::read_to_string(&metrics).unwrap();
