@@ -4,10 +4,10 @@
 //! (`zero`, `splat`, `load`, `store`, `fma`, `add`, `hsum`).
 //!
 //! Loop nest (BLIS order, `blocked`): for each KC-deep block of k, for each
-//! MC-row block of A, pack that block of A (MC x KC, 96 KiB of stack, stays in
-//! L2), then for each NR-wide panel of columns pack B's KC x NR panel (L1;
-//! read in place instead for products of few rows) and sweep all 6-row tiles
-//! of the A block over it. Each element of C is one FMA chain over its KC
+//! MC-row block of A (MC x KC, stays in L2; packed, 96 KiB of stack, when A
+//! is stored transposed and deep, else read in place), for each NR-wide
+//! panel of columns pack B's KC x NR panel (L1; read in place instead for
+//! products of few rows) and sweep all 6-row tiles of the A block over it. Each element of C is one FMA chain over its KC
 //! block, added to C block by block — the same sequence wherever the tile
 //! sits, which is what makes row-split parallel results bit-identical to
 //! serial ones.
@@ -41,18 +41,18 @@ macro_rules! gemm_body {
         struct APanel([MaybeUninit<f32>; MC * KC]);
 
         /// Packs rows `i0..i0 + mc` (mc <= MC) and columns `p0..p0 + kc` of
-        /// op(A) into `out`: element (i0 + t·MR + r, p0 + p) goes to
-        /// `t·MR·kc + p·MR + r`. The rows past m of a last, short tile are
-        /// left unwritten (the kernel for that tile never reads them).
+        /// op(A), for A stored transposed (k x m, row stride `csa`, so that
+        /// a tile's MR values of one column are contiguous), into `out`:
+        /// element (i0 + t·MR + r, p0 + p) goes to `t·MR·kc + p·MR + r`. The
+        /// rows past m of a last, short tile are left unwritten (the kernel
+        /// for that tile never reads them).
         ///
         /// # Safety
-        /// The block lies within A (strides `rsa`, `csa`).
-        #[allow(clippy::too_many_arguments)]
+        /// The block lies within A.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn pack_a(
+        unsafe fn pack_at(
             a: &[f32],
-            rsa: usize,
             csa: usize,
             i0: usize,
             p0: usize,
@@ -64,27 +64,15 @@ macro_rules! gemm_body {
             while t0 < mc {
                 let r_n = (mc - t0).min(MR);
                 let tile = &mut out[t0 * kc..][..kc * MR];
-                if csa == 1 {
-                    // Rows of A are contiguous in k: read each row in order.
-                    for r in 0..r_n {
-                        let row = &a[(i0 + t0 + r) * rsa + p0..][..kc];
-                        for (dst, v) in tile.chunks_exact_mut(MR).zip(row) {
-                            dst[r].write(*v);
-                        }
-                    }
-                } else if r_n == MR && rsa == 1 {
-                    // A stored transposed: a column's MR values are
-                    // contiguous, a fixed-length copy per column.
-                    for (p, dst) in tile.chunks_exact_mut(MR).enumerate() {
-                        let col = &a[(p0 + p) * csa + i0 + t0..][..MR];
-                        for (d, v) in dst.iter_mut().zip(col) {
+                for (p, dst) in tile.chunks_exact_mut(MR).enumerate() {
+                    let col = &a[(p0 + p) * csa + i0 + t0..];
+                    if r_n == MR {
+                        // A fixed-length copy for every full tile.
+                        for (d, v) in dst.iter_mut().zip(&col[..MR]) {
                             d.write(*v);
                         }
-                    }
-                } else {
-                    for (p, dst) in tile.chunks_exact_mut(MR).enumerate() {
-                        let col = &a[(p0 + p) * csa + (i0 + t0) * rsa..][..(r_n - 1) * rsa + 1];
-                        for (d, v) in dst.iter_mut().zip(col.iter().step_by(rsa)) {
+                    } else {
+                        for (d, v) in dst.iter_mut().zip(&col[..r_n]) {
                             d.write(*v);
                         }
                     }
@@ -239,7 +227,7 @@ macro_rules! gemm_body {
             // touches a new cache line at every step of k, more than L1
             // holds beside the panel of B. Packing pays only when several
             // panels of B reuse the block (not for a layer of 10 outputs).
-            let pack_whole_a = csa != 1 && k > 128 && n - j_start > 2 * NR;
+            let pack_whole_a = g.trans_a && k > 128 && n - j_start > 2 * NR;
             let mut p0 = 0;
             while p0 < k {
                 let kc = (k - p0).min(KC);
@@ -248,7 +236,7 @@ macro_rules! gemm_body {
                     let mc = (m - i0).min(MC);
                     if pack_whole_a {
                         // SAFETY: rows i0..i0 + mc <= m, columns p0..p0 + kc <= k.
-                        unsafe { pack_a(a, rsa, csa, i0, p0, mc, kc, &mut apanel.0) };
+                        unsafe { pack_at(a, csa, i0, p0, mc, kc, &mut apanel.0) };
                     }
                     let mut j0 = j_start;
                     while j0 < n {
@@ -280,7 +268,7 @@ macro_rules! gemm_body {
                             nr,
                             acc: g.accumulate || p0 > 0,
                         };
-                        // SAFETY: A's rows (in place, or packed by pack_a for
+                        // SAFETY: A's rows (in place, or packed by pack_at for
                         // the rows of each tile that exist, the only ones a
                         // kernel reads), the kc x NR panel and the mc x nr
                         // block of C are in bounds.
