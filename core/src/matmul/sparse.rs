@@ -52,15 +52,17 @@ pub const SPARSE_DENSITY: f32 = 0.35;
 /// 64x128x10).
 pub const SPARSE_MIN_WIDTH: usize = 64;
 
-/// The fraction of nonzero elements of `x`, estimated from about 2048 of
+/// The fraction of nonzero elements of `x`, estimated from about 512 of
 /// them spread evenly over it (every one when x is shorter; 0 for an empty
-/// slice). NaN counts as nonzero.
+/// slice): within ±0.02 or so of MNIST's 0.19, plenty for a switch at 0.35,
+/// and a sample 4× larger cost ~2 µs per layer call, on one thread, twice
+/// per training step. NaN counts as nonzero.
 pub fn density(x: &[f32]) -> f32 {
     if x.is_empty() {
         return 0.0;
     }
     // An odd stride, so the sample does not follow rows of even width.
-    let step = (x.len() / 2048) | 1;
+    let step = (x.len() / 512) | 1;
     let (mut seen, mut nz) = (0usize, 0usize);
     for v in x.iter().step_by(step) {
         seen += 1;
