@@ -1,6 +1,6 @@
 //! The model blob: one byte string holding an MLP's quantized (or f32)
 //! weights, read in place — straight from flash — by [`parse`], written by
-//! [`write`], and run by [`Model::infer_i8`] / [`Model::predict`] in a
+//! [`write()`], and run by [`Model::infer_i8`] / [`Model::predict`] in a
 //! caller-provided scratch buffer. `docs/FORMAT.md` specifies it byte by byte.
 //!
 //! The parser checks magic, version, length, checksum, every offset, size,

@@ -148,10 +148,10 @@ fn check_data(l: &LayerSpec<'_>) -> Result<(), Error> {
     }
 }
 
-/// The exact size of the blob [`write`] produces for these layers.
+/// The exact size of the blob [`write()`] produces for these layers.
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn blob_len(layers: &[LayerSpec<'_>]) -> Result<usize, Error> {
     Ok(plan(layers)?.total)
 }
