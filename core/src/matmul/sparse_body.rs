@@ -54,7 +54,7 @@ pub(crate) fn transpose8(mut x: u64) -> u64 {
 }
 
 macro_rules! sparse_body {
-    ($feat:literal, $V:ty, lanes = $L:expr) => {
+    ($feat:literal, $V:ty, lanes = $L:expr $(, compress = $cp:ident)?) => {
         use crate::matmul::sparse_body::{PACK, POPS};
 
         /// Columns of X whose row lists are gathered at once.
@@ -64,15 +64,29 @@ macro_rules! sparse_body {
         /// Most rows of X in one gathering.
         const RB: usize = 128;
 
+        /// Whether the ISA supplies `compress` (`compress = f` in the macro
+        /// call): `f(p, byte, out)` writes the floats at `p` whose lanes are
+        /// set in `byte`, in order, to `out` (8 floats written).
+        const COMPRESS: bool = false $( || !stringify!($cp).is_empty() )?;
+
         /// Writes the indices `base + p` of the nonzeros among the `k` floats
-        /// at `row` to `out`, in increasing order; returns how many.
+        /// at `row` to `out`, in increasing order, and the nonzeros
+        /// themselves to `vals`; returns how many. With the ISA's `compress`
+        /// the values move eight at a time by a register permutation; else
+        /// they are gathered one by one through the indices.
         ///
         /// # Safety
-        /// k floats at `row`; `out` has room for k + 8 indices.
+        /// k floats at `row`; `out` and `vals` have room for k + 8 entries.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn pack_nonzeros(row: *const f32, k: usize, base: u32, out: &mut [u32]) -> usize {
-            debug_assert!(out.len() >= k + 8);
+        unsafe fn pack_nonzeros(
+            row: *const f32,
+            k: usize,
+            base: u32,
+            out: &mut [u32],
+            vals: &mut [f32],
+        ) -> usize {
+            debug_assert!(out.len() >= k + 8 && vals.len() >= k + 8);
             let mut c = 0;
             let mut p = 0;
             while p + $L <= k {
@@ -87,16 +101,28 @@ macro_rules! sparse_body {
                     for (o, l) in at.iter_mut().zip(&PACK[byte]) {
                         *o = off + l;
                     }
+                    $(
+                    // SAFETY: the 8 floats at p + q lie in the row (q < L,
+                    // p + L <= k) and vals has room for c + 8 (contract).
+                    unsafe { $cp(row.add(p + q), byte, vals[c..c + 8].as_mut_ptr()) };
+                    )?
                     c += POPS[byte] as usize;
                     bits >>= 8;
                     q += 8;
                 }
                 p += $L;
             }
+            if !COMPRESS {
+                for (v, &i) in vals[..c].iter_mut().zip(&out[..c]) {
+                    // SAFETY: i - base < p <= k: inside the row.
+                    *v = unsafe { *row.add((i - base) as usize) };
+                }
+            }
             while p < k {
                 out[c] = base + p as u32;
                 // SAFETY: p < k.
-                c += usize::from(unsafe { *row.add(p) } != 0.0);
+                vals[c] = unsafe { *row.add(p) };
+                c += usize::from(vals[c] != 0.0);
                 p += 1;
             }
             c
@@ -303,18 +329,17 @@ macro_rules! sparse_body {
         ) {
             debug_assert!(x.len() >= m * k && w.len() >= k * n && y.len() >= m * n);
             let mut idx = [0u32; FPB + 8];
-            let mut vals = [0.0f32; FPB];
+            let mut vals = [0.0f32; FPB + 8];
             let mut c0 = 0;
             loop {
                 let span = (k - c0).min(FPB);
                 for r in 0..m {
-                    // SAFETY: row r < m, columns c0..c0 + span <= k: inside X.
+                    let row = &x[r * k + c0..r * k + c0 + span];
+                    // SAFETY: the row slice holds span floats; idx and vals
+                    // have room for FPB + 8 >= span + 8 entries.
                     let c = unsafe {
-                        pack_nonzeros(x.as_ptr().add(r * k + c0), span, c0 as u32, &mut idx)
+                        pack_nonzeros(row.as_ptr(), span, c0 as u32, &mut idx, &mut vals)
                     };
-                    for (v, &p) in vals.iter_mut().zip(&idx[..c]) {
-                        *v = x[r * k + p as usize];
-                    }
                     // SAFETY: the indices are columns < k: W's rows and Y's
                     // row r hold what chain_row touches.
                     unsafe {

@@ -101,4 +101,22 @@ gemm_body!(
     vecs = 2,
     transpose = transpose8
 );
-sparse_body!("avx2,fma", __m256, lanes = 8);
+/// Writes the floats at `p` whose lanes are set in `byte`, in order, to
+/// `out`, by one permutation (the indices are `PACK[byte]`; the lanes past
+/// the count repeat lane 0 and are overwritten or ignored by the caller).
+///
+/// # Safety
+/// 8 floats readable at `p`, 8 writable at `out`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn compress8(p: *const f32, byte: usize, out: *mut f32) {
+    let table = &crate::matmul::sparse_body::PACK[byte & 0xff];
+    // SAFETY: the caller guarantees 8 floats at p and room for 8 at out;
+    // the table row holds 8 u32s.
+    unsafe {
+        let idx = _mm256_loadu_si256(table.as_ptr().cast::<__m256i>());
+        _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(_mm256_loadu_ps(p), idx));
+    }
+}
+
+sparse_body!("avx2,fma", __m256, lanes = 8, compress = compress8);
