@@ -9,6 +9,11 @@
 //! products then walk that list, a loop whose length the CPU predicts. A
 //! branch per nonzero would mispredict about once per vector of a row.
 
+/// Columns of X whose row lists are gathered at once (the gradient product).
+pub(crate) const PB: usize = 64;
+/// Most rows of X in one gathering.
+pub(crate) const RB: usize = 128;
+
 /// `PACK[m]`: the positions of the set bits of the byte m, in increasing
 /// order, padded with zeros.
 pub(crate) const PACK: [[u32; 8]; 256] = {
@@ -53,20 +58,26 @@ pub(crate) fn transpose8(mut x: u64) -> u64 {
     x
 }
 
-macro_rules! sparse_body {
-    ($feat:literal, $V:ty, lanes = $L:expr $(, compress = $cp:ident)?) => {
-        use crate::matmul::sparse_body::{PACK, POPS};
+/// For each of PB columns of X: the rows (of a segment of at most RB)
+/// holding a nonzero, and those nonzeros, with 8 entries of room past the
+/// end for the table-driven appends.
+pub(crate) struct ColumnLists {
+    pub(crate) count: [usize; PB],
+    pub(crate) lists: [[u32; RB + 8]; PB],
+    pub(crate) vals: [[f32; RB + 8]; PB],
+}
 
-        /// Columns of X whose row lists are gathered at once.
-        const PB: usize = 64;
+macro_rules! sparse_body {
+    ($feat:literal, $V:ty, lanes = $L:expr $(, compress = $cp:ident, transpose = $tr:ident)?) => {
+        use crate::matmul::sparse_body::{ColumnLists, PACK, PB, POPS, RB};
+
         /// Columns of X (rows of W) per block of the forward product.
         const FPB: usize = 64;
-        /// Most rows of X in one gathering.
-        const RB: usize = 128;
 
-        /// Whether the ISA supplies `compress` (`compress = f` in the macro
-        /// call): `f(p, byte, out)` writes the floats at `p` whose lanes are
-        /// set in `byte`, in order, to `out` (8 floats written).
+        /// Whether the ISA supplies `compress` and `transpose` (in the macro
+        /// call): `compress(p, byte, out)` writes the floats at `p` whose
+        /// lanes are set in `byte`, in order, to `out` (8 floats written);
+        /// `transpose` is the 8 x 8 transpose of 8 vectors of 8 lanes.
         const COMPRESS: bool = false $( || !stringify!($cp).is_empty() )?;
 
         /// Writes the indices `base + p` of the nonzeros among the `k` floats
@@ -253,11 +264,14 @@ macro_rules! sparse_body {
         /// Without a branch or a dependent store per nonzero: eight rows at a
         /// time, their nonzero masks form an 8 x 8 bit matrix per 8 columns,
         /// transposed in a register, and each column's byte appends its rows
-        /// through the same table as `pack_nonzeros`.
+        /// through the same table as `pack_nonzeros`; the values are then
+        /// gathered through the lists. With the ISA's `transpose` and
+        /// `compress`, a full 8 x 8 block of floats is transposed instead,
+        /// and each column vector gives its byte and, by one permutation,
+        /// its values.
         ///
         /// # Safety
         /// X (row stride k) holds rows r0..r0 + seg and columns c0..c0 + span.
-        #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = $feat)]
         #[inline]
         unsafe fn column_lists(
@@ -267,41 +281,86 @@ macro_rules! sparse_body {
             span: usize,
             r0: usize,
             seg: usize,
-            lists: &mut [[u32; RB + 8]; PB],
-            vals: &mut [[f32; RB]; PB],
-            count: &mut [usize; PB],
+            l: &mut ColumnLists,
         ) {
             debug_assert!(span <= PB && seg <= RB);
+            let ColumnLists { count, lists, vals } = l;
             count.fill(0);
+            // Entries of each column whose value is already written.
+            #[allow(unused_mut)]
+            let mut done = [0usize; PB];
             let mut g = r0;
             while g < r0 + seg {
                 let rows = (r0 + seg - g).min(8);
-                let mut masks = [0u64; 8];
-                for (i, m) in masks.iter_mut().take(rows).enumerate() {
-                    // SAFETY: row g + i < r0 + seg, columns c0..c0 + span: inside X.
-                    *m = unsafe { row_mask(x.as_ptr().add((g + i) * k + c0), span) };
-                }
-                for b in 0..span.div_ceil(8) {
-                    let mut t = 0u64;
-                    for (i, m) in masks.iter().enumerate() {
-                        t |= ((m >> (8 * b)) & 0xff) << (8 * i);
-                    }
-                    let t = crate::matmul::sparse_body::transpose8(t);
-                    for j in 0..8.min(span - 8 * b) {
-                        let q = 8 * b + j;
-                        let byte = ((t >> (8 * j)) & 0xff) as usize;
-                        let c = count[q];
-                        for (o, l) in lists[q][c..c + 8].iter_mut().zip(&PACK[byte]) {
-                            *o = g as u32 + l;
+                // Columns 0..8·fast went through the float transpose.
+                #[allow(unused_mut)]
+                let mut fast = 0;
+                $(
+                if rows == 8 && $L == 8 {
+                    fast = span / 8;
+                    for b in 0..fast {
+                        let mut rv = [zero(); 8];
+                        for (i, v) in rv.iter_mut().enumerate() {
+                            // SAFETY: row g + i < r0 + seg, columns
+                            // c0 + 8b .. + 8 <= c0 + span: inside X.
+                            *v = unsafe { load(x.as_ptr().add((g + i) * k + c0 + 8 * b)) };
                         }
-                        count[q] = c + POPS[byte] as usize;
+                        let mut cols = [0.0f32; 64];
+                        for (j, v) in $tr(rv).iter().enumerate() {
+                            // SAFETY: 8j + 8 <= 64.
+                            unsafe { store(cols.as_mut_ptr().add(8 * j), *v) };
+                        }
+                        for (j, col) in cols.chunks_exact(8).enumerate() {
+                            let q = 8 * b + j;
+                            // SAFETY: col holds 8 floats.
+                            let byte = unsafe { nonzero_mask(col.as_ptr()) } as usize;
+                            let c = count[q];
+                            for (o, l) in lists[q][c..c + 8].iter_mut().zip(&PACK[byte]) {
+                                *o = g as u32 + l;
+                            }
+                            // SAFETY: col holds 8 floats; vals[q] has room
+                            // for c + 8 (c < RB).
+                            unsafe { $cp(col.as_ptr(), byte, vals[q][c..c + 8].as_mut_ptr()) };
+                            count[q] = c + POPS[byte] as usize;
+                            if done[q] == c {
+                                done[q] = count[q];
+                            }
+                        }
+                    }
+                }
+                )?
+                let skip = 8 * fast;
+                if skip < span {
+                    let mut masks = [0u64; 8];
+                    for (i, m) in masks.iter_mut().take(rows).enumerate() {
+                        // SAFETY: row g + i < r0 + seg, columns c0 + skip ..
+                        // c0 + span: inside X.
+                        *m = unsafe {
+                            row_mask(x.as_ptr().add((g + i) * k + c0 + skip), span - skip)
+                        };
+                    }
+                    for b in 0..(span - skip).div_ceil(8) {
+                        let mut t = 0u64;
+                        for (i, m) in masks.iter().enumerate() {
+                            t |= ((m >> (8 * b)) & 0xff) << (8 * i);
+                        }
+                        let t = crate::matmul::sparse_body::transpose8(t);
+                        for j in 0..8.min(span - skip - 8 * b) {
+                            let q = skip + 8 * b + j;
+                            let byte = ((t >> (8 * j)) & 0xff) as usize;
+                            let c = count[q];
+                            for (o, l) in lists[q][c..c + 8].iter_mut().zip(&PACK[byte]) {
+                                *o = g as u32 + l;
+                            }
+                            count[q] = c + POPS[byte] as usize;
+                        }
                     }
                 }
                 g += 8;
             }
             for q in 0..span {
-                let n = count[q];
-                for (v, &r) in vals[q][..n].iter_mut().zip(&lists[q][..n]) {
+                let (from, n) = (done[q], count[q]);
+                for (v, &r) in vals[q][from..n].iter_mut().zip(&lists[q][from..n]) {
                     *v = x[r as usize * k + c0 + q];
                 }
             }
@@ -386,9 +445,11 @@ macro_rules! sparse_body {
         ) {
             debug_assert!(x.len() >= b * k && dy.len() >= b * n && dw.len() >= rows * n);
             debug_assert!(p_lo + rows <= k);
-            let mut count = [0usize; PB];
-            let mut lists = [[0u32; RB + 8]; PB];
-            let mut vals = [[0.0f32; RB]; PB];
+            let mut lists = ColumnLists {
+                count: [0; PB],
+                lists: [[0; RB + 8]; PB],
+                vals: [[0.0; RB + 8]; PB],
+            };
             let mut q0 = 0;
             while q0 < rows {
                 let span = (rows - q0).min(PB);
@@ -397,25 +458,16 @@ macro_rules! sparse_body {
                     let seg = (b - r0).min(RB);
                     // SAFETY: rows r0..r0 + seg <= b; columns p_lo + q0 .. + span <= k.
                     unsafe {
-                        column_lists(
-                            x,
-                            k,
-                            p_lo + q0,
-                            span,
-                            r0,
-                            seg,
-                            &mut lists,
-                            &mut vals,
-                            &mut count,
-                        )
+                        column_lists(x, k, p_lo + q0, span, r0, seg, &mut lists)
                     };
                     for q in 0..span {
+                        let c = lists.count[q];
                         // SAFETY: list entries are batch rows (< b); column
                         // p_lo + q0 + q < k; row q0 + q of dw is in bounds.
                         unsafe {
                             chain_row(
-                                &lists[q][..count[q]],
-                                &vals[q][..count[q]],
+                                &lists.lists[q][..c],
+                                &lists.vals[q][..c],
                                 dy.as_ptr(),
                                 n,
                                 dw.as_mut_ptr().add((q0 + q) * n),

@@ -119,4 +119,10 @@ unsafe fn compress8(p: *const f32, byte: usize, out: *mut f32) {
     }
 }
 
-sparse_body!("avx2,fma", __m256, lanes = 8, compress = compress8);
+sparse_body!(
+    "avx2,fma",
+    __m256,
+    lanes = 8,
+    compress = compress8,
+    transpose = transpose8
+);
