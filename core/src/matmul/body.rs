@@ -7,10 +7,10 @@
 //! MC-row block of A (MC x KC, stays in L2; packed, 96 KiB of stack, when A
 //! is stored transposed and deep, else read in place), for each NR-wide
 //! panel of columns pack B's KC x NR panel (L1; read in place instead for
-//! products of few rows) and sweep all 6-row tiles of the A block over it. Each element of C is one FMA chain over its KC
-//! block, added to C block by block — the same sequence wherever the tile
-//! sits, which is what makes row-split parallel results bit-identical to
-//! serial ones.
+//! products of few rows) and sweep all 6-row tiles of the A block over it.
+//! Each element of C is one FMA chain over its KC block, added to C block by
+//! block — the same sequence wherever the tile sits, which is what makes
+//! row-split parallel results bit-identical to serial ones.
 //!
 //! Stack: about 112 KiB (AVX2, NEON) or 128 KiB (AVX-512) per call for the
 //! two packed blocks; the scalar reference, which the Cortex-M targets use,
@@ -200,9 +200,9 @@ macro_rules! gemm_body {
         /// block of k and each MC block of rows (which then stays in L2,
         /// packed when that pays, see below), each NR panel of B, packed in
         /// turn (in L1) or with `direct` read in place, meets every MR-row
-        /// tile of the block.
-        /// Every element of C is one FMA chain per KC block, the blocks added
-        /// in order, so results are those of any row split.
+        /// tile of the block. Every element of C is one FMA chain per KC
+        /// block, the blocks added in order, so results are those of any row
+        /// split.
         ///
         /// # Safety
         /// As [`gemm`], with m, n, k > 0, `j_start <= n`, and B not
@@ -426,19 +426,16 @@ macro_rules! gemm_body {
         #[target_feature(enable = $feat)]
         #[inline]
         unsafe fn kernel<const R: usize>(t: &Tile) {
-            // The tile's fields as locals: read through `t` inside the loop,
-            // they kept the accumulators from living in registers.
-            let (a, rsa, csa, b, ldb) = (t.a, t.rsa, t.csa, t.b, t.ldb);
             let mut acc = [[zero(); $NV]; R];
             for p in 0..t.kc {
                 let mut bv = [zero(); $NV];
                 for (v, x) in bv.iter_mut().enumerate() {
                     // SAFETY: p < kc, v * LANES < NR: inside the panel (contract).
-                    *x = unsafe { load(b.add(p * ldb + v * $L)) };
+                    *x = unsafe { load(t.b.add(p * t.ldb + v * $L)) };
                 }
                 for (r, row) in acc.iter_mut().enumerate() {
                     // SAFETY: r < R, p < kc: inside A (contract).
-                    let av = splat(unsafe { *a.add(r * rsa + p * csa) });
+                    let av = splat(unsafe { *t.a.add(r * t.rsa + p * t.csa) });
                     for (x, bx) in row.iter_mut().zip(bv) {
                         *x = fma(av, bx, *x);
                     }
