@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use crate::activation::sigmoid;
-use crate::softmax::{logsumexp_row_on, softmax_sums_on};
+use crate::softmax::{logsumexp_parts_on, softmax_sums_on};
 use crate::{Error, Isa};
 
 fn check_batch(len: usize, rows: usize, classes: usize, targets: usize) -> Result<(), Error> {
@@ -61,6 +61,11 @@ pub fn nll(log_probs: &[f32], targets: &[u32], rows: usize, classes: usize) -> R
 /// When `d_logits` is given it receives the gradient of the mean loss:
 /// `(softmax(x_r) − onehot(t_r)) / rows`.
 ///
+/// Each row is computed as `(m − x_t) + ln Σ exp(x − m)` with `m` the row's
+/// maximum, so the loss keeps its precision on huge logits: for
+/// `[f32::MAX, f32::MAX, 0]` and target 0 it is ln 2 (`m + ln Σ` would round
+/// to `m` and give 0), and for `[-100, -103, -110]` it is exact to rounding.
+///
 /// # Errors
 /// As [`nll`]; `d_logits` must have the logits' length.
 ///
@@ -111,23 +116,26 @@ pub fn cross_entropy_on(
     let Some(d) = d_logits else {
         for (r, &t) in targets.iter().enumerate() {
             let row = &logits[r * classes..(r + 1) * classes];
-            sum += logsumexp_row_on(isa, row)? - row[t as usize];
+            let (m, ln_sum) = logsumexp_parts_on(isa, row)?;
+            sum += (m - row[t as usize]) + ln_sum;
         }
         return Ok(sum / rows as f32);
     };
     // One pass gives the gradient's softmax and, from each row's maximum
     // and sum, its log-sum-exp (a call per row costs ~6× more on rows of
     // 10). A row whose maximum is not finite takes the edge-case rules of
-    // `logsumexp_row_on` (which cannot fail: the ISA was checked above).
+    // `logsumexp_parts_on` (which cannot fail: the ISA was checked above).
+    // Each row's loss is `(m − x_t) + ln Σ`, never `(m + ln Σ) − x_t`: with
+    // a huge maximum the sum `m + ln Σ` rounds `ln Σ` away.
     let mut r = 0;
     softmax_sums_on(isa, logits, d, rows, classes, &mut |m, s| {
         let row = &logits[r * classes..(r + 1) * classes];
-        let lse = if m.is_finite() {
-            m + libm::logf(s)
+        let (m, ln_sum) = if m.is_finite() {
+            (m, libm::logf(s))
         } else {
-            logsumexp_row_on(isa, row).unwrap_or(f32::NAN)
+            logsumexp_parts_on(isa, row).unwrap_or((f32::NAN, f32::NAN))
         };
-        sum += lse - row[targets[r] as usize];
+        sum += (m - row[targets[r] as usize]) + ln_sum;
         r += 1;
     })?;
     let inv = 1.0 / rows as f32;

@@ -350,6 +350,19 @@ fn forged_fields_get_typed_errors() {
         forged(|b| b[10] = 9).is_ok(),
         "minor versions are compatible"
     );
+    // FAULTS 41: a task that disagrees with the output width (tiny has 4
+    // outputs; task 1 means exactly one), and an unknown task.
+    assert_eq!(forged(|b| b[16] = 1), Err(Error::BadField { offset: 16 }));
+    assert_eq!(forged(|b| b[16] = 2), Err(Error::BadField { offset: 16 }));
+    // A layer both too large (4 · in · out over 32 bits) and mis-chained is
+    // reported by the check that comes first in FORMAT.md: the dimensions.
+    assert_eq!(
+        forged(|b| {
+            set32(b, e1 + 48 + 4, 65536);
+            set32(b, e1 + 48 + 8, 65536);
+        }),
+        Err(Error::BadDimension)
+    );
     // 3: declared length.
     assert!(matches!(
         forged(|b| {
@@ -600,6 +613,17 @@ fn writer_refuses_what_the_parser_would() {
     ));
     assert!(small.iter().all(|&v| v == 0), "nothing written on error");
     assert!(blob::blob_len(&[]).is_err());
+    // FAULTS 41: the writer never produces a task the parser would refuse.
+    let n = blob::blob_len(&s).unwrap();
+    let mut out = vec![0u8; n];
+    for task in [1u8, 2, 255] {
+        assert_eq!(
+            blob::write(task, &s, &mut out),
+            Err(Error::BadField { offset: 16 }),
+            "task {task} with 4 outputs"
+        );
+        assert!(out.iter().all(|&v| v == 0), "nothing written on error");
+    }
 }
 
 #[test]

@@ -215,6 +215,57 @@ fn cross_entropy_loss_is_the_same_with_and_without_the_gradient() {
     }
 }
 
+/// FAULTS 48: cross-entropy on huge or huge-negative logits keeps its
+/// precision, with and without the gradient, on every path: the loss is
+/// `(max − x_t) + ln Σ exp(x − max)`, checked against f64.
+#[test]
+fn cross_entropy_keeps_precision_on_huge_logits() {
+    use ember::loss::cross_entropy_on;
+    let rows: [(&[f32], u32); 5] = [
+        (&[f32::MAX, f32::MAX, 0.0], 0),
+        (&[f32::MAX, f32::MAX, 0.0], 2),
+        (&[-100.0, -103.0, -110.0], 0),
+        (&[-100.0, -103.0, -110.0], 1),
+        (
+            &[
+                1e30,
+                1e30 * 0.5,
+                7.0,
+                7.0,
+                7.0,
+                7.0,
+                7.0,
+                7.0,
+                7.0,
+                7.0,
+                7.0,
+            ],
+            0,
+        ),
+    ];
+    for isa in Isa::available() {
+        for &(row, t) in &rows {
+            let m = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+            let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+            let want = (m - row[t as usize] as f64) + s.ln();
+            let n = row.len();
+            let plain = cross_entropy_on(isa, row, &[t], 1, n, None).unwrap();
+            let mut d = vec![0.0; n];
+            let with = cross_entropy_on(isa, row, &[t], 1, n, Some(&mut d)).unwrap();
+            for got in [plain, with] {
+                let err = (got as f64 - want).abs();
+                assert!(
+                    err <= 4.0 * f32::EPSILON as f64 * want.abs().max(1.0),
+                    "{isa} {row:?} t{t}: {got} vs {want}"
+                );
+            }
+        }
+        // The two rows, by value.
+        let l = cross_entropy_on(isa, &[f32::MAX, f32::MAX, 0.0], &[0], 1, 3, None).unwrap();
+        assert!((l - core::f32::consts::LN_2).abs() < 1e-6, "{isa}: {l}");
+    }
+}
+
 #[test]
 fn length_mismatch_is_an_error_and_writes_nothing() {
     for isa in Isa::available() {

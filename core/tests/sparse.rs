@@ -270,7 +270,11 @@ fn dense_layer_on_sparse_input_matches_the_dense_products() {
     use ember::Dense;
     let mut gen = Gen(0x5a5a_0006);
     let (batch, layer) = (13, Dense::new(300, 70));
-    let x = sparse_vec(&mut gen, batch * layer.in_dim, 0.85);
+    let mut x = sparse_vec(&mut gen, batch * layer.in_dim, 0.85);
+    // Input 0 is zero in every row: the probe at the end rests on it.
+    for r in 0..batch {
+        x[r * layer.in_dim] = 0.0;
+    }
     let dense_x = gen.vec(batch * layer.in_dim);
     assert!(worth_it(&x, layer.out_dim) && !worth_it(&dense_x, layer.out_dim));
     // A narrow output (a classifier's logits) stays on the dense products.
@@ -278,27 +282,38 @@ fn dense_layer_on_sparse_input_matches_the_dense_products() {
     let w = gen.vec(layer.weight_len());
     let b = gen.vec(layer.out_dim);
     let d_out = gen.vec(batch * layer.out_dim);
-    let run = |on: bool| {
+    let run = |on: bool, w: &[f32]| {
         set_enabled(on);
         let mut y = vec![0.0f32; batch * layer.out_dim];
-        layer.forward(&Serial, &x, &w, &b, &mut y, batch).unwrap();
+        layer.forward(&Serial, &x, w, &b, &mut y, batch).unwrap();
         let mut dw = vec![0.0f32; layer.weight_len()];
         let grads = DenseGrads {
             d_weight: Some(&mut dw),
             ..Default::default()
         };
         layer
-            .backward(&Serial, &x, &w, &d_out, grads, batch)
+            .backward(&Serial, &x, w, &d_out, grads, batch)
             .unwrap();
         set_enabled(true);
         (y, dw)
     };
-    let (y_sparse, dw_sparse) = run(true);
-    let (y_dense, dw_dense) = run(false);
+    let (y_sparse, dw_sparse) = run(true, &w);
+    let (y_dense, dw_dense) = run(false, &w);
     let scale_y: Vec<f32> = y_dense.iter().map(|v| v.abs() + 10.0).collect();
     assert_close(&y_sparse, &y_dense, layer.in_dim, &scale_y, "forward");
     let scale_w: Vec<f32> = dw_dense.iter().map(|v| v.abs() + 1.0).collect();
     assert_close(&dw_sparse, &dw_dense, batch, &scale_w, "d_weight");
-    // Not the same bits: the two paths really ran.
-    assert_ne!(y_sparse, y_dense);
+    // The two paths really ran, shown by what each computes rather than by
+    // rounding (which may agree to the bit): an infinite weight on input 0,
+    // zero in every row, gives 0 × ∞ = NaN in a dense product, while the
+    // sparse product never touches the weights of zero inputs.
+    let mut w_inf = w.clone();
+    w_inf[0] = f32::INFINITY; // W is (in_dim, out_dim): input 0, output 0
+    let (y_sparse, _) = run(true, &w_inf);
+    let (y_dense, _) = run(false, &w_inf);
+    for r in 0..batch {
+        let at = r * layer.out_dim;
+        assert!(y_sparse[at].is_finite(), "sparse row {r}: {}", y_sparse[at]);
+        assert!(y_dense[at].is_nan(), "dense row {r}: {}", y_dense[at]);
+    }
 }

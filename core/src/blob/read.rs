@@ -179,6 +179,9 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
         if in_dim == 0 || out_dim == 0 || in_dim > MAX_IN || out_dim > MAX_IN {
             return Err(Error::BadDimension);
         }
+        // Sizes (and their 32-bit product rule) before chaining: the order
+        // of docs/FORMAT.md, "What a reader must check".
+        let sizes = tensor_bytes(dtype, in_dim, out_dim).ok_or(Error::BadDimension)?;
         if in_dim != prev_out {
             return Err(Error::ShapeMismatch {
                 expected: prev_out,
@@ -203,7 +206,6 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
                 zeros(b, at(12)?, 8)?;
             }
         }
-        let sizes = tensor_bytes(dtype, in_dim, out_dim).ok_or(Error::BadDimension)?;
         let mut views: [&[u8]; 3] = [&[], &[], &[]];
         for (k, (view, want)) in views
             .iter_mut()
@@ -279,6 +281,13 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
     }
     if cursor != body_len {
         return Err(Error::BadField { offset: 44 });
+    }
+    // The task says how the outputs are read: task 1 (threes vs sevens) is
+    // one sigmoid logit, task 0 an arg-max over at least two. A blob whose
+    // task and last width disagree would be misread, so it is refused.
+    let outputs = layers.last().map_or(0, |l| l.out_dim);
+    if (task == 1) != (outputs == 1) {
+        return Err(Error::BadField { offset: 16 });
     }
     let widths = core::iter::once(input_len).chain(layers.iter().map(|l| l.out_dim));
     let scratch = scratch_for(dtype, widths).ok_or(Error::BadDimension)?;

@@ -167,10 +167,16 @@ fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
 /// [`Error::BufferTooSmall`] when `out` is shorter than [`blob_len`];
 /// [`Error::ShapeMismatch`] / [`Error::BadDimension`] for layers that do not
 /// chain or have the wrong tensor lengths; [`Error::BadField`] for mixed
-/// element types; [`Error::BadHyperParameter`] for invalid quantization
-/// parameters. Nothing is written on an error.
+/// element types, and for a task code the parser would refuse (not 0 or 1,
+/// or 1 without exactly one output, or 0 with one);
+/// [`Error::BadHyperParameter`] for invalid quantization parameters. Nothing
+/// is written on an error.
 pub fn write(task: u8, layers: &[LayerSpec<'_>], out: &mut [u8]) -> Result<usize, Error> {
     let p = plan(layers)?;
+    let outputs = layers.last().map_or(0, |l| l.out_dim);
+    if task > 1 || (task == 1) != (outputs == 1) {
+        return Err(Error::BadField { offset: 16 });
+    }
     if out.len() < p.total {
         return Err(Error::BufferTooSmall {
             needed: p.total,

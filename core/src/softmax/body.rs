@@ -173,8 +173,17 @@ macro_rules! softmax_body {
         /// log-sum-exp of one row.
         #[target_feature(enable = $feat)]
         pub(crate) fn logsumexp_row(x: &[f32]) -> f32 {
+            let (m, ln_sum) = logsumexp_parts(x);
+            m + ln_sum
+        }
+
+        /// The two parts of a row's log-sum-exp: the shift `m` and
+        /// `ln Σ exp(x − m)`, kept apart so that a caller can subtract an
+        /// element from `m` before adding the logarithm.
+        #[target_feature(enable = $feat)]
+        pub(crate) fn logsumexp_parts(x: &[f32]) -> (f32, f32) {
             let m = crate::softmax::lse_shift(row_max(x));
-            m + libm::logf(exp_shift_sum(x, None, m))
+            (m, libm::logf(exp_shift_sum(x, None, m)))
         }
 
         /// `y = exp(y)` elementwise, the tail through a padded vector.

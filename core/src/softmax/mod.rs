@@ -220,6 +220,21 @@ pub fn logsumexp_row_on(isa: Isa, row: &[f32]) -> Result<f32, Error> {
     ))
 }
 
+/// A row's log-sum-exp in its two parts: the shift `m` (the row's maximum,
+/// or 0 when that is infinite) and `ln Σ exp(x − m)`. `m + ln Σ` is
+/// [`logsumexp_row_on`]; a loss takes `(m − x_t) + ln Σ` instead, which keeps
+/// its precision where `m` is huge (`[f32::MAX, f32::MAX, 0]`: ln 2, not 0).
+///
+/// # Errors
+/// [`Error::IsaUnavailable`] when `isa` does not run here.
+pub fn logsumexp_parts_on(isa: Isa, row: &[f32]) -> Result<(f32, f32), Error> {
+    Ok(dispatch!(
+        isa,
+        logsumexp_parts(row),
+        reference::logsumexp_parts(row)
+    ))
+}
+
 /// `y = exp(x)` elementwise with the vector `exp` (see the module's accuracy note).
 ///
 /// # Errors

@@ -42,12 +42,18 @@ pub fn log_softmax_row(x: &[f32], y: &mut [f32]) {
 
 /// log-sum-exp of one row; the shift is 0 when the maximum is infinite.
 pub fn logsumexp_row(x: &[f32]) -> f32 {
+    let (m, ln_sum) = logsumexp_parts(x);
+    m + ln_sum
+}
+
+/// The shift `m` of a row and `ln Σ exp(x − m)`, apart.
+pub fn logsumexp_parts(x: &[f32]) -> (f32, f32) {
     let m = super::lse_shift(row_max(x));
     let mut sum = 0.0;
     for &v in x {
         sum += libm::expf(v - m);
     }
-    m + libm::logf(sum)
+    (m, libm::logf(sum))
 }
 
 /// `y = exp(x)` elementwise.
