@@ -150,7 +150,7 @@ fn no_reachable_mirror_is_one_clear_message_and_nothing_half_written() {
     let (code, out) = download(&dest, &format!("http://127.0.0.1:9/,{corrupted}"));
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("could not be downloaded (offline?)")
+        out.contains("could not be downloaded (offline, or no mirror reachable)")
             && out.contains("--data DIR or set MNIST_DIR"),
         "{out}"
     );

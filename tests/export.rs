@@ -157,7 +157,7 @@ fn int8_export_keeps_accuracy_size_and_compiles_as_c_and_rust() {
     // Damaged blobs are refused with the reason, never a panic.
     let good = std::fs::read(&bin).unwrap();
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (good[..good.len() / 2].to_vec(), "length"),
+        (good[..good.len() / 2].to_vec(), "truncated"),
         (
             {
                 let mut b = good.clone();
@@ -194,8 +194,8 @@ fn int8_export_keeps_accuracy_size_and_compiles_as_c_and_rust() {
         "--out",
         ck.to_str().unwrap(),
     ]);
-    assert_eq!(code, 1);
-    assert!(err.contains("one of the inputs"), "{err}");
+    assert_eq!(code, 2);
+    assert!(err.contains("which this command reads"), "{err}");
     let (code, _, _) = run(&["export", "--model", ck.to_str().unwrap(), "--calib", "0"]);
     assert_eq!(code, 2);
     let (code, _, _) = run(&["export", "--model", ck.to_str().unwrap(), "--name", "9bad"]);

@@ -152,8 +152,8 @@ fn lr_find_never_changes_the_checkpoint() {
         "--plot",
         ck.to_str().unwrap(),
     ]);
-    assert_eq!(code, 1);
-    assert!(err.contains("one of the inputs"), "{err}");
+    assert_eq!(code, 2);
+    assert!(err.contains("which this command reads"), "{err}");
     assert_eq!(std::fs::read(&ck).unwrap(), before);
 }
 

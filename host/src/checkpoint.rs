@@ -6,9 +6,11 @@
 //! count L, (L + 1) x u32 widths, u64 parameter count, the f32 parameters,
 //! then the CRC-32 of everything before it.
 
-use anyhow::{bail, Context, Result};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::Read;
+use std::path::Path;
+
+use crate::fsutil::{open_bounded, read_bounded, write_atomic};
 
 use crate::train::Task;
 use ember::Mlp;
@@ -50,57 +52,54 @@ impl Checkpoint {
         b
     }
 
-    /// Parses bytes, checking everything.
+    /// Parses bytes, checking everything: magic, version, checksum, the
+    /// task, every count with checked arithmetic against the bytes present,
+    /// and that the architecture fits the task (784 inputs; 10 outputs for
+    /// digits, 1 for 3v7).
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
-        if b.len() < 8 || &b[..8] != MAGIC {
-            bail!("not an ember checkpoint (bad magic)");
-        }
-        if b.len() < 16 {
-            bail!("checkpoint truncated ({} bytes)", b.len());
+        let h = Header::parse(b)?;
+        if b.len() as u64 != h.file_len {
+            bail!(
+                "checkpoint declares {} parameters ({} bytes in all) but holds {} bytes: truncated or corrupted",
+                h.params,
+                h.file_len,
+                b.len()
+            );
         }
         let (body, tail) = b.split_at(b.len() - 4);
-        let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != VERSION {
-            bail!("checkpoint format version {version}; this ember reads version {VERSION} (re-train or use the ember that wrote it)");
-        }
         if crc32fast::hash(body) != u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) {
             bail!("checkpoint checksum mismatch: the file is truncated or corrupted");
         }
-        let task = Task::from_code(b[10]).context("checkpoint names an unknown task")?;
-        let layers = b[11] as usize;
-        let mut off = 12;
-        let mut widths = Vec::new();
-        for _ in 0..=layers {
-            let x = body
-                .get(off..off + 4)
-                .context("checkpoint truncated in its header")?;
-            widths.push(u32::from_le_bytes([x[0], x[1], x[2], x[3]]) as usize);
-            off += 4;
-        }
-        let mlp = Mlp::new(&widths)
-            .map_err(|e| anyhow::anyhow!("checkpoint architecture {widths:?}: {e}"))?;
-        let x = body
-            .get(off..off + 8)
-            .context("checkpoint truncated in its header")?;
-        let n = u64::from_le_bytes(x.try_into()?) as usize;
-        off += 8;
-        if n != mlp.param_len() || body.len() - off != 4 * n {
-            bail!(
-                "checkpoint holds {} parameter bytes, architecture {widths:?} needs {}",
-                body.len() - off,
-                4 * mlp.param_len()
-            );
-        }
-        let params = body[off..]
+        let params = body[h.header_len..]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        Ok(Checkpoint { task, mlp, params })
+        Ok(Checkpoint {
+            task: h.task,
+            mlp: h.mlp,
+            params,
+        })
     }
 
-    /// Loads a checkpoint file.
+    /// Loads a checkpoint file: the header is read and checked first, and
+    /// the file is read only when its length is exactly what the header
+    /// declares (so a huge or endless file is refused before it is read).
     pub fn load(path: &Path) -> Result<Self> {
-        let b = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let what = "the checkpoint";
+        let (mut f, len) = open_bounded(path, what, MAX_FILE_BYTES)?;
+        let mut head = vec![0u8; (len as usize).min(MAX_HEADER)];
+        f.read_exact(&mut head)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let h = Header::parse(&head).with_context(|| format!("{}", path.display()))?;
+        if len != h.file_len {
+            bail!(
+                "{}: checkpoint declares {} parameters ({} bytes in all) but the file has {len} bytes: truncated or corrupted",
+                path.display(),
+                h.params,
+                h.file_len
+            );
+        }
+        let b = read_bounded(path, what, h.file_len)?;
         Self::from_bytes(&b).with_context(|| format!("{}", path.display()))
     }
 
@@ -110,104 +109,97 @@ impl Checkpoint {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder,
-/// fsynced, then renamed over the target: readers see the old file or the
-/// new one, never a mix. On any error the temporary file is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("cannot sync {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// The largest checkpoint read: 16 GiB, far past any MLP this tool trains;
+/// the real bound is the header's own parameter count.
+const MAX_FILE_BYTES: u64 = 16 << 30;
+/// Magic, version, task, layer count, up to 256 widths, parameter count.
+const MAX_HEADER: usize = 12 + 4 * 256 + 8;
+
+/// A checkpoint's header, checked: everything but the parameters.
+struct Header {
+    task: Task,
+    mlp: Mlp,
+    params: u64,
+    header_len: usize,
+    file_len: u64,
+}
+
+impl Header {
+    fn parse(b: &[u8]) -> Result<Self> {
+        if b.len() < 8 || &b[..8] != MAGIC {
+            bail!("not an ember checkpoint (bad magic)");
+        }
+        if b.len() < 16 {
+            bail!("checkpoint truncated ({} bytes)", b.len());
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != VERSION {
+            bail!("checkpoint format version {version}; this ember reads version {VERSION} (re-train or use the ember that wrote it)");
+        }
+        let task = Task::from_code(b[10])
+            .with_context(|| format!("checkpoint names an unknown task (code {})", b[10]))?;
+        let layers = b[11] as usize;
+        let header_len = 12 + 4 * (layers + 1) + 8;
+        let head = b
+            .get(..header_len)
+            .context("checkpoint truncated in its header")?;
+        let widths: Vec<usize> = head[12..12 + 4 * (layers + 1)]
+            .chunks_exact(4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]) as usize)
+            .collect();
+        let mlp = Mlp::new(&widths)
+            .map_err(|e| anyhow!("checkpoint architecture {widths:?} is invalid: {e}"))?;
+        check_task_widths(task, &widths).context("checkpoint")?;
+        let x = &head[header_len - 8..];
+        let params = u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]);
+        if params != mlp.param_len() as u64 {
+            bail!(
+                "checkpoint declares {params} parameters, but its architecture {} has {}",
+                widths
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join("-"),
+                mlp.param_len()
+            );
+        }
+        let file_len = params
+            .checked_mul(4)
+            .and_then(|p| p.checked_add(header_len as u64 + 4))
+            .context("checkpoint parameter count overflows")?;
+        Ok(Header {
+            task,
+            mlp,
+            params,
+            header_len,
+            file_len,
+        })
     }
-    result
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
-
-/// Checks before any work is spent that `path` can be written: its folder
-/// exists and is writable, and it is not one of `inputs`.
-pub fn check_writable(path: &Path, inputs: &[&Path]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
+/// The architecture a task needs: 784 inputs, and the task's outputs (10
+/// for digits, 1 for 3v7).
+pub fn check_task_widths(task: Task, widths: &[usize]) -> Result<()> {
+    let first = widths.first().copied().unwrap_or(0);
+    let last = widths.last().copied().unwrap_or(0);
+    if first != crate::mnist::PIXELS {
         bail!(
-            "cannot write {}: folder {} does not exist (create it first)",
-            path.display(),
-            dir.display()
+            "the model takes {first} inputs; MNIST images have {}",
+            crate::mnist::PIXELS
         );
     }
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
+    if last != task.outputs() {
+        bail!(
+            "the model has {last} outputs, but its task {} needs {}",
+            task.name(),
+            task.outputs()
+        );
     }
-    for i in inputs {
-        if let (Ok(a), Ok(b)) = (std::fs::canonicalize(i), std::fs::canonicalize(path)) {
-            if a == b {
-                bail!(
-                    "refusing to write {}: it is one of the inputs",
-                    path.display()
-                );
-            }
-        }
-    }
-    let probe = temp_path(path);
-    std::fs::File::create(&probe).with_context(|| {
-        format!(
-            "cannot write to folder {} (read-only or no permission)",
-            dir.display()
-        )
-    })?;
-    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::write_atomic;
-
-    /// FAULTS 35: an I/O error while saving leaves no temporary file and the
-    /// old content untouched (here the rename fails: the target is a folder).
-    #[test]
-    fn a_failed_save_cleans_up_and_keeps_the_old_file() {
-        let dir = std::env::temp_dir().join(format!("ember-atomic-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("model.ckpt")).unwrap();
-        std::fs::write(dir.join("model.ckpt/keep"), b"old").unwrap();
-        assert!(write_atomic(&dir.join("model.ckpt"), b"new").is_err());
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            left,
-            vec![std::ffi::OsString::from("model.ckpt")],
-            "no temporary file left"
-        );
-        assert_eq!(std::fs::read(dir.join("model.ckpt/keep")).unwrap(), b"old");
-        // And a good save replaces a file whole.
-        std::fs::write(dir.join("b.ckpt"), b"old").unwrap();
-        write_atomic(&dir.join("b.ckpt"), b"new").unwrap();
-        assert_eq!(std::fs::read(dir.join("b.ckpt")).unwrap(), b"new");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
     /// The core's small-table CRC-32 (used by the blob on the device) and
     /// crc32fast (used here for speed) are the same function.
     #[test]

@@ -162,6 +162,23 @@ impl Args {
             .collect()
     }
 
+    /// `--threads N` (0 or absent: every core), capped at the cores this
+    /// process may use: more threads than cores only take turns on them
+    /// (FAULTS 44), so the excess is dropped with a warning.
+    pub fn threads(&self) -> anyhow::Result<usize> {
+        let asked: usize = self.get("threads", 0)?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        if asked > cores {
+            eprintln!(
+                "warning: --threads {asked} is more than the {cores} cores available; using {cores}"
+            );
+            return Ok(cores);
+        }
+        Ok(asked)
+    }
+
     /// The command name.
     pub fn cmd(&self) -> &'static str {
         self.cmd

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::checkpoint::write_atomic;
+use crate::fsutil::write_atomic;
 use crate::mnist::{self, FILES};
 
 /// The standard mirrors, tried in order: PyTorch's S3 copy, Google's CVDF
@@ -70,29 +70,31 @@ fn verify(name: &str, gz: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Downloads every missing file of `dir` (creating it), mirror by mirror.
-/// Files already present are left alone.
+/// Downloads whichever of `names` (standard MNIST file names) is missing
+/// from `dir` (creating it), mirror by mirror. Files already present are
+/// left alone; one that is there but unusable (a folder, a special file, no
+/// permission) is an error naming it, never a reason to download.
 ///
 /// # Errors
 /// When some file could be fetched from no mirror: one message naming the
 /// folder, every mirror's failure, and how to supply the files by hand.
-pub fn ensure(dir: &Path) -> Result<()> {
-    if let Some(f) = FILES.iter().find(|f| dir.join(f).is_dir()) {
-        bail!(
-            "{} is a directory, expected the IDX file (or {f}.gz)",
-            dir.join(f).display()
-        );
+pub fn ensure(dir: &Path, names: &[&str]) -> Result<()> {
+    if let Ok(m) = std::fs::metadata(dir) {
+        if !m.is_dir() {
+            bail!(
+                "the data folder {} is not a folder; pass --data DIR or set MNIST_DIR to the folder holding the MNIST files",
+                dir.display()
+            );
+        }
     }
-    let missing: Vec<&str> = FILES
-        .iter()
-        .copied()
-        .filter(|f| mnist::find(dir, f).is_none())
-        .collect();
+    let mut missing = Vec::new();
+    for &name in names {
+        if mnist::present(dir, name)?.is_none() {
+            missing.push(name);
+        }
+    }
     if missing.is_empty() {
         return Ok(());
-    }
-    if dir.exists() && !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(10)))
@@ -127,7 +129,7 @@ pub fn ensure(dir: &Path) -> Result<()> {
         }
         if !done {
             bail!(
-                "{name} is not in {} and could not be downloaded (offline?):\n  {}\n\
+                "{name} is not in {} and could not be downloaded (offline, or no mirror reachable):\n  {}\n\
                  Put the four MNIST files ({}, raw or .gz) in a folder and pass --data DIR or set MNIST_DIR,\n\
                  or point EMBER_MNIST_MIRRORS at a mirror you can reach.",
                 dir.display(),

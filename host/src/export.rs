@@ -197,23 +197,52 @@ impl BlobBytes {
     pub fn bytes(&self) -> &[u8] {
         &self.storage[self.offset..self.offset + self.len]
     }
-    /// Parses them.
+    /// Parses them; an error names the field, its value and the rule.
     pub fn model(&self) -> Result<Model<'_>> {
-        blob::parse(self.bytes()).map_err(|e| anyhow::anyhow!("not a valid ember model blob: {e}"))
+        blob::parse(self.bytes()).map_err(|e| {
+            anyhow::anyhow!(
+                "not a valid ember model blob: {}",
+                crate::blob_error::explain(self.bytes(), e)
+            )
+        })
     }
 }
 
-/// Reads and parses a blob file.
+/// Reads and parses a blob file. The header's total length is checked
+/// against the file's before the file is read, so a huge or endless file is
+/// refused unread.
 pub fn load_blob(path: &Path) -> Result<BlobBytes> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    use std::io::Read;
+    let what = "the model blob";
+    let (mut f, len) = crate::fsutil::open_bounded(path, what, u32::MAX as u64)?;
+    let mut head = Vec::with_capacity(16);
+    (&mut f)
+        .take(16)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if head.len() == 16 && head[..8] == blob::MAGIC {
+        let declared = u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as u64;
+        if declared != len {
+            bail!(
+                "{}: not a valid ember model blob: the header says {declared} bytes, the file has {len}: truncated, or trailing bytes",
+                path.display()
+            );
+        }
+    }
+    let raw = crate::fsutil::read_bounded(path, what, len)?;
     let b = BlobBytes::new(&raw);
     b.model().with_context(|| format!("{}", path.display()))?;
     Ok(b)
 }
 
 /// The task a blob was exported for.
+/// The blob must fit it: MNIST's 784 inputs and the task's outputs (the
+/// core's parser already ties the task to one output or several).
 pub fn blob_task(m: &Model<'_>) -> Result<Task> {
-    Task::from_code(m.task).context("the blob names an unknown task")
+    let task = Task::from_code(m.task).context("the blob names an unknown task")?;
+    let widths = [m.input_len(), m.output_len()];
+    crate::checkpoint::check_task_widths(task, &widths).context("the model blob")?;
+    Ok(task)
 }
 
 /// A C header holding the blob as a 16-byte aligned array, the way

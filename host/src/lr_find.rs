@@ -95,6 +95,7 @@ pub fn run(
     let mut curve = Curve::default();
     let (mut avg, mut best) = (0.0f64, f64::INFINITY);
     for step in 0..rt.steps {
+        crate::interrupt::check("lr-find stopped; nothing was written")?;
         if order.len() < rt.batch.min(train.len()) {
             order = shuffled(train.len(), rt.seed.wrapping_add(epoch * 7919));
             epoch += 1;

@@ -1,10 +1,11 @@
 //! `ember`: train, evaluate and run MNIST models; see `ember help`.
 
+use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use host::cli::Usage;
 use host::cmd;
+use host::interrupt::Interrupted;
 
 const HELP: &str = "ember — train a small MLP on MNIST, run it int8 on a microcontroller
 
@@ -23,7 +24,23 @@ commands:
 `ember <command> --help` lists a command's flags.";
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Arguments are checked as UTF-8 here, once: ember's flags and paths
+    // are text, and an argument that is not (FAULTS 42) is refused by name.
+    let mut argv = Vec::new();
+    for (i, a) in std::env::args_os().skip(1).enumerate() {
+        match a.into_string() {
+            Ok(s) => argv.push(s),
+            Err(raw) => {
+                eprintln!(
+                    "ember: argument {} ('{}') is not valid UTF-8; ember takes UTF-8 flags and \
+                     paths (rename the file, or pass it through a symlink with a UTF-8 name)",
+                    i + 1,
+                    raw.to_string_lossy()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     let Some(command) = argv.first() else {
         eprintln!("{HELP}");
         return ExitCode::from(2);
@@ -37,17 +54,12 @@ fn main() -> ExitCode {
             "lr-find" => host::cli::help(cmd::lr_find::FLAGS),
             "fine-tune" => host::cli::help(&cmd::fine_tune::flags()),
             "export" => host::cli::help(cmd::export::FLAGS),
+            "download" => host::cli::help(cmd::DOWNLOAD_FLAGS),
             _ => String::new(),
         };
-        println!("ember {command}: flags\n{flags}");
-        return ExitCode::SUCCESS;
+        return finish(print(&format!("ember {command}: flags\n{flags}\n")));
     }
-    let _ = ctrlc::set_handler(|| {
-        if cmd::train::STOP.swap(true, Ordering::Relaxed) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupted: stopping after the current step (Ctrl-C again to quit now)");
-    });
+    host::interrupt::install();
     let result = match command.as_str() {
         "train" => cmd::train::run(rest),
         "eval" => cmd::eval::run(rest),
@@ -56,31 +68,43 @@ fn main() -> ExitCode {
         "fine-tune" => cmd::fine_tune::run(rest),
         "export" => cmd::export::run(rest),
         "download" => cmd::download(rest),
-        "help" | "--help" | "-h" => {
-            println!("{HELP}");
-            Ok(())
-        }
+        "help" | "--help" | "-h" => print(&format!("{HELP}\n")),
         other => Err(Usage(format!("unknown command '{other}'\n\n{HELP}")).into()),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // A closed stdout (`ember eval | head -1`) is not an error worth a word.
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                return ExitCode::SUCCESS;
-            }
-            if e.downcast_ref::<Usage>().is_some() {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-            eprintln!("error: {e:#}");
-            if cmd::train::STOP.load(Ordering::Relaxed) {
-                return ExitCode::from(130);
-            }
-            ExitCode::FAILURE
-        }
+    finish(result)
+}
+
+/// Writes to stdout, returning the error instead of panicking as `print!` does.
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())
+        .and_then(|()| o.flush())
+        .map_err(|e| anyhow::Error::new(e).context("cannot write to standard output"))
+}
+
+/// The exit code and last words of a command.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    let Err(e) = result else {
+        return ExitCode::SUCCESS;
+    };
+    if let Some(i) = e.downcast_ref::<Interrupted>() {
+        eprintln!("{i}");
+        return ExitCode::from(host::interrupt::EXIT_CODE);
     }
+    if e.downcast_ref::<Usage>().is_some() {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    // A closed stdout (`ember eval | head -1`) is not an error worth a word.
+    let io_kind = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>().map(std::io::Error::kind));
+    if io_kind == Some(std::io::ErrorKind::BrokenPipe) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("error: {e:#}");
+    if host::interrupt::requested() {
+        return ExitCode::from(host::interrupt::EXIT_CODE);
+    }
+    ExitCode::FAILURE
 }

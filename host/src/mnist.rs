@@ -76,24 +76,51 @@ pub fn data_dir(flag: Option<&str>) -> PathBuf {
 
 /// The path of a standard file in `dir`: the raw name or the name plus `.gz`.
 pub fn find(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))]
-        .into_iter()
-        .find(|p| p.is_file())
+    present(dir, name).ok().flatten()
 }
 
-/// Loads one split from `dir`, downloading missing files first (see
-/// [`crate::download::ensure`]).
+/// The two file names of a split, images first.
+pub fn split_files(split: Split) -> [&'static str; 2] {
+    match split {
+        Split::Train => [FILES[0], FILES[1]],
+        Split::Test => [FILES[2], FILES[3]],
+    }
+}
+
+/// Where `name` (raw or `.gz`) is in `dir`: `Ok(None)` when neither is
+/// there; an error that names the path when one is there but cannot be
+/// used (a folder, a special file, no permission), so such a file is never
+/// taken for a missing one and fetched again.
+pub fn present(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    for p in [dir.join(name), dir.join(format!("{name}.gz"))] {
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => {
+                std::fs::File::open(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                return Ok(Some(p));
+            }
+            Ok(m) if m.is_dir() => {
+                bail!("{} is a folder, expected the IDX file", p.display())
+            }
+            Ok(_) => bail!(
+                "{} is a special file (device, FIFO or socket), expected the IDX file",
+                p.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot access {}", p.display())),
+        }
+    }
+    Ok(None)
+}
+
+/// Loads one split from `dir`. It never reaches the network: a command
+/// that may download calls [`crate::download::ensure`] first.
 ///
 /// # Errors
 /// A missing or unreadable file (the message names the paths tried and how
 /// to supply the data), a malformed IDX file, or images and labels that do
 /// not pair up.
 pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
-    crate::download::ensure(dir)?;
-    let (img, lab) = match split {
-        Split::Train => (FILES[0], FILES[1]),
-        Split::Test => (FILES[2], FILES[3]),
-    };
+    let [img, lab] = split_files(split);
     let ip = locate(dir, img)?;
     let lp = locate(dir, lab)?;
     let (idims, images) = read_idx(&ip, 3)?;
@@ -121,17 +148,20 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
     Ok(Dataset { images, labels })
 }
 
+/// Downloads what `split` needs (when missing) and loads it: the one call
+/// of a command that reads MNIST.
+pub fn fetch_and_load(dir: &Path, split: Split) -> Result<Dataset> {
+    crate::download::ensure(dir, &split_files(split))?;
+    load(dir, split)
+}
+
 fn locate(dir: &Path, name: &str) -> Result<PathBuf> {
-    if let Some(p) = find(dir, name) {
+    if let Some(p) = present(dir, name)? {
         return Ok(p);
-    }
-    let raw = dir.join(name);
-    if raw.is_dir() {
-        bail!("{} is a directory, expected the IDX file", raw.display());
     }
     bail!(
         "no {name} (or {name}.gz) in {}; pass --data DIR or set MNIST_DIR to a folder \
-         holding the four MNIST IDX files ({}), raw or .gz",
+         holding the four MNIST IDX files ({}), raw or .gz, or run `ember download --data DIR`",
         dir.display(),
         FILES.join(", ")
     )
@@ -152,12 +182,7 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
 /// Reads a file, decompressing it when it starts with the gzip magic, never
 /// producing more than [`MAX_IDX_BYTES`].
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_dir() {
-        bail!("{} is a directory, expected a file", path.display());
-    }
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let raw = crate::fsutil::read_bounded(path, "the IDX file", MAX_IDX_BYTES)?;
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         gunzip(&raw).with_context(|| format!("{}: bad gzip data", path.display()))
     } else {

@@ -448,10 +448,76 @@ pub fn random_shifts(rng: &mut impl Rng, n: usize, max: usize) -> Vec<(i8, i8)> 
     (0..n).map(|_| (one(), one())).collect()
 }
 
+/// Images per chunk when a model is run on a whole data set.
+pub const EVAL_CHUNK: usize = 500;
+
+/// The peak bytes a training run of this architecture takes, or `None`
+/// when the count overflows: parameters, gradients and optimizer state
+/// (one moment for SGD, two for AdamW) plus the checkpoint copy and its
+/// bytes; activations and their gradients for a batch and for an
+/// evaluation chunk; the images of `examples` (u8) and the test set as f32.
+pub fn memory_estimate(widths: &[usize], batch: usize, examples: usize, adam: bool) -> Option<u64> {
+    let mut params = 0u64;
+    let mut per_row = 0u64;
+    for (i, &w) in widths.iter().enumerate() {
+        let w = w as u64;
+        per_row = per_row.checked_add(w)?;
+        if let Some(&next) = widths.get(i + 1) {
+            let next = next as u64;
+            params = params.checked_add(w.checked_mul(next)?.checked_add(next)?)?;
+        }
+    }
+    let copies = 5 + u64::from(adam);
+    let model = params.checked_mul(4 * copies)?;
+    let rows = (batch as u64)
+        .checked_mul(3)?
+        .checked_add(EVAL_CHUNK as u64)?;
+    let acts = per_row.checked_mul(4)?.checked_mul(rows)?;
+    let data = (examples as u64)
+        .checked_mul(PIXELS as u64 + 1)?
+        .checked_add(10_000 * PIXELS as u64 * 4)?;
+    model.checked_add(acts)?.checked_add(data)
+}
+
+/// Bytes of memory available to a new allocation (Linux `MemAvailable`),
+/// or `None` where that cannot be read.
+pub fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// Refuses, before anything is allocated, a run whose
+/// [`memory_estimate`] overflows or exceeds the memory available.
+pub fn check_memory(widths: &[usize], batch: usize, examples: usize, adam: bool) -> Result<()> {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let arch = widths
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join("-");
+    let Some(need) = memory_estimate(widths, batch, examples, adam) else {
+        bail!("the model {arch} with batch {batch} is too large to count; use narrower --hidden or a smaller --batch");
+    };
+    if let Some(have) = memory_available() {
+        if need > have {
+            bail!(
+                "the model {arch} with batch {batch} needs about {:.1} GiB of memory (parameters, \
+                 gradients, optimizer state, activations and data), more than the {:.1} GiB \
+                 available; use narrower --hidden or a smaller --batch",
+                gib(need),
+                gib(have)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Logits of `n` examples of `x`, computed in chunks.
 pub fn predict_logits(pool: &Pool, mlp: &Mlp, params: &[f32], x: &[f32]) -> Result<Vec<f32>> {
     let n = x.len() / mlp.in_dim();
-    let chunk = 500;
+    let chunk = EVAL_CHUNK;
     let mut out = Vec::with_capacity(n * mlp.out_dim());
     let mut acts = Vec::new();
     for s in (0..n).step_by(chunk) {
@@ -554,8 +620,15 @@ pub fn balanced_subset(d: &Dataset, classes: usize, limit: usize, seed: u64) -> 
 }
 
 /// Trains for `cfg.epochs` epochs, calling `progress(epoch, step, steps)`
-/// after every step of an epoch and `report` after each epoch; stops early
-/// (after the current step) when `stop` turns true.
+/// after every step of an epoch and `report` after each complete epoch.
+///
+/// When `stop` turns true it stops after the current step; an epoch cut
+/// short is not reported (its model is neither evaluated nor saved), so the
+/// stats returned are those of the complete epochs.
+///
+/// # Errors
+/// A loss that is not finite (the run diverged): the error names the epoch,
+/// the step and the rate, and no later epoch is reported.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     tr: &mut Trainer,
@@ -601,12 +674,29 @@ pub fn fit(
                     mom,
                 )
             })?;
-            loss_sum += l as f64 * idx.len() as f64;
             step += 1;
-            progress(epoch, step - (epoch - 1) * steps_per_epoch, steps_per_epoch);
-            if stop() {
-                break;
+            let in_epoch = step - (epoch - 1) * steps_per_epoch;
+            if !l.is_finite() {
+                bail!(
+                    "training diverged: the loss became {l} at step {in_epoch} of epoch {epoch} \
+                     (learning rate {lr_now:.3e}); try a smaller --lr, e.g. {:.1e}, or pick one \
+                     with `ember lr-find`",
+                    cfg.lr / 10.0
+                );
             }
+            loss_sum += l as f64 * idx.len() as f64;
+            progress(epoch, in_epoch, steps_per_epoch);
+            if stop() && in_epoch < steps_per_epoch {
+                return Ok(out);
+            }
+        }
+        if let Some(i) = tr.params.iter().position(|p| !p.is_finite()) {
+            bail!(
+                "training diverged: parameter {i} became {} in epoch {epoch} (learning rate \
+                 {lr_now:.3e}); try a smaller --lr, e.g. {:.1e}, or pick one with `ember lr-find`",
+                tr.params[i],
+                cfg.lr / 10.0
+            );
         }
         let seconds = t0.elapsed().as_secs_f64();
         let logits = predict_logits(pool, &tr.mlp, &tr.params, test_x)?;

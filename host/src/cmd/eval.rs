@@ -164,11 +164,14 @@ pub fn run(argv: &[String]) -> Result<()> {
             );
         }
     }
-    let pool = Pool::new(a.get("threads", 0usize)?)?;
-    let test = m
-        .task
-        .filter(&mnist::load(&mnist::data_dir(a.str("data")), Split::Test)?);
+    let pool = Pool::new(a.threads()?)?;
+    let test = m.task.filter(&mnist::fetch_and_load(
+        &mnist::data_dir(a.str("data")),
+        Split::Test,
+    )?);
+    crate::interrupt::check("eval stopped")?;
     let pred = predict_classes(&m, &pool, &test.images)?;
+    crate::interrupt::check("eval stopped")?;
     let acc = accuracy(&pred, &test.labels)?;
     let k = m.task.classes();
     let mut conf = vec![vec![0usize; k]; k];

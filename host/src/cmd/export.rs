@@ -5,10 +5,13 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{check_writable, write_atomic, Checkpoint};
+use crate::checkpoint::Checkpoint;
 use crate::cli::{json_str, Args, Spec, Usage};
 use crate::cmd::train::arch_name;
+use crate::console::Console;
 use crate::export::{self, BlobBytes, Calibration};
+use crate::fsutil::{write_atomic, Outputs};
+use crate::interrupt;
 use crate::mnist::{self, Split};
 use crate::par::Pool;
 use crate::train::balanced_subset;
@@ -99,21 +102,43 @@ pub fn run(argv: &[String]) -> Result<()> {
             Calibration::Percentile(p)
         }
     };
-    for p in [Some(&out), header.as_ref(), rust.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        check_writable(p, &[&model])?;
+    let vectors = a.str("vectors").map(PathBuf::from);
+    let count = a.positive("vectors-count", 100)?;
+    if vectors.is_some() && a.has("f32") {
+        return Err(
+            Usage("ember export: --vectors needs an int8 export (drop --f32)".into()).into(),
+        );
+    }
+    let seed = a.get("seed", 1u64)?;
+    let threads = a.threads()?;
+    let data = mnist::data_dir(a.str("data"));
+    // Every output is checked against the inputs and the others before
+    // any work, so a failure leaves nothing half written.
+    let usage = |e: anyhow::Error| Usage(format!("ember export: {e:#}"));
+    let mut plan = Outputs::new();
+    plan.input("--model", &model)?;
+    plan.data_inputs(&data)?;
+    plan.output("--out", &out, false).map_err(usage)?;
+    for (flag, p) in [("--c-header", &header), ("--rust", &rust)] {
+        if let Some(p) = p {
+            plan.output(flag, p, false).map_err(usage)?;
+        }
     }
     let ck = Checkpoint::load(&model)?;
+    if let Some(dir) = &vectors {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
+        for f in VECTOR_FILES {
+            plan.output("--vectors", &dir.join(f), false)
+                .map_err(usage)?;
+        }
+    }
     let bytes = if a.has("f32") {
         export::f32_blob(&ck)?
     } else {
-        let pool = Pool::new(a.get("threads", 0usize)?)?;
-        let train = ck
-            .task
-            .filter(&mnist::load(&mnist::data_dir(a.str("data")), Split::Train)?);
-        let seed = a.get("seed", 1u64)?;
+        let pool = Pool::new(threads)?;
+        let train = ck.task.filter(&mnist::fetch_and_load(&data, Split::Train)?);
+        interrupt::check("export stopped before calibration; nothing was written")?;
         let calib = if calib_n >= train.len() {
             train
         } else {
@@ -133,6 +158,11 @@ pub fn run(argv: &[String]) -> Result<()> {
         ck.task.name(),
         file_name(&model)
     );
+    let test = match &vectors {
+        Some(_) => Some(ck.task.filter(&mnist::fetch_and_load(&data, Split::Test)?)),
+        None => None,
+    };
+    interrupt::check("export stopped; nothing was written")?;
     write_atomic(&out, &bytes)?;
     if let Some(h) = &header {
         write_atomic(
@@ -146,11 +176,10 @@ pub fn run(argv: &[String]) -> Result<()> {
             export::rust_source(&name, &bytes, m.scratch_bytes(), &what).as_bytes(),
         )?;
     }
-    if let Some(dir) = a.str("vectors").map(PathBuf::from) {
-        let count = a.positive("vectors-count", 100)?;
-        write_vectors(&dir, &a, &b, ck.task, count)?;
+    if let (Some(dir), Some(test)) = (&vectors, &test) {
+        write_vectors(dir, &b, test, count)?;
     }
-    let mut o = std::io::stdout().lock();
+    let mut o = Console::new();
     if a.has("json") {
         writeln!(
             o,
@@ -186,18 +215,19 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The files `--vectors DIR` writes.
+const VECTOR_FILES: [&str; 5] = [
+    "model.bin",
+    "images.bin",
+    "labels.bin",
+    "logits.bin",
+    "meta.rs",
+];
+
 /// Writes the blob and `count` test images with their labels and the host's
 /// integer logits, for the firmware to check itself against bit for bit.
-fn write_vectors(
-    dir: &Path,
-    a: &Args,
-    b: &BlobBytes,
-    task: crate::train::Task,
-    count: usize,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+fn write_vectors(dir: &Path, b: &BlobBytes, test: &mnist::Dataset, count: usize) -> Result<()> {
     let m = b.model()?;
-    let test = task.filter(&mnist::load(&mnist::data_dir(a.str("data")), Split::Test)?);
     let count = count.min(test.len());
     let n_in = m.input_len();
     let n_out = m.output_len();

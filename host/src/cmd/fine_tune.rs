@@ -7,11 +7,12 @@ use anyhow::{bail, Result};
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::checkpoint::{check_writable, Checkpoint};
+use crate::checkpoint::Checkpoint;
 use crate::cli::{json_num, Args, Spec, Usage};
 use crate::cmd::train::{
-    load_data, run_epochs, setup, summary, write_metrics, Defaults, TRAIN_FLAGS,
+    checked_widths, load_data, run_epochs, setup, summary, write_metrics, Defaults, TRAIN_FLAGS,
 };
+use crate::console::Console;
 use crate::train::{discriminative, Schedule, Trainer};
 use ember::Mlp;
 
@@ -59,6 +60,8 @@ pub fn run(argv: &[String]) -> Result<()> {
     let Some(from) = a.str("from").map(PathBuf::from) else {
         return Err(Usage("ember fine-tune: --from CHECKPOINT is required".into()).into());
     };
+    // The task defaults to the checkpoint's, so the flags are read after
+    // its header; its outputs are then checked against --from itself.
     let pre = Checkpoint::load(&from)?;
     let d = Defaults {
         task: pre.task,
@@ -68,7 +71,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         checkpoint: true,
         zero_epochs: true,
     };
-    let s = setup(&a, &d)?;
+    let s = setup(&a, &d, &[("--from", &from)])?;
     let freeze_epochs: usize = a.get("freeze-epochs", DEFAULT_FREEZE_EPOCHS)?;
     let lr_mult = a.positive_f32("lr-mult", DEFAULT_LR_MULT)?;
     if freeze_epochs + s.cfg.epochs == 0 {
@@ -77,16 +80,14 @@ pub fn run(argv: &[String]) -> Result<()> {
         )
         .into());
     }
-    check_writable(&s.out, &[&from])?;
-    if let Some(m) = &s.metrics {
-        check_writable(m, &[&s.out, &from])?;
-    }
     let task = s.cfg.task;
+    let pre_widths = pre.mlp.widths();
+    checked_widths(&s, &pre_widths[1..pre_widths.len() - 1], 60_000)?;
 
     // The body is kept; the head is replaced when the task's output differs.
     let mut widths = pre.mlp.widths().to_vec();
     let new_head = *widths.last().unwrap_or(&0) != task.outputs();
-    let mut out = std::io::stdout();
+    let mut out = Console::new();
     let mlp;
     let mut params;
     if new_head {
@@ -133,6 +134,7 @@ pub fn run(argv: &[String]) -> Result<()> {
 
     let mut stats = Vec::new();
     let mut seconds = 0.0;
+    let mut saved = None;
     if freeze_epochs > 0 {
         // Phase 1: the body is frozen; only the head's group trains.
         tr.freeze_body(true);
@@ -155,7 +157,7 @@ pub fn run(argv: &[String]) -> Result<()> {
                 cfg.lr
             )?;
         }
-        let (st, secs) = run_epochs(&s, &mut tr, &cfg, &train, &test, "frozen   ")?;
+        let (st, secs) = run_epochs(&s, &mut tr, &cfg, &train, &test, "frozen   ", 0, &mut saved)?;
         stats.extend(st);
         seconds += secs;
     }
@@ -185,8 +187,17 @@ pub fn run(argv: &[String]) -> Result<()> {
                 rates.join(", ")
             )?;
         }
-        let (st, secs) = run_epochs(&s, &mut tr, &cfg, &train, &test, "unfrozen ")?;
         let offset = stats.len();
+        let (st, secs) = run_epochs(
+            &s,
+            &mut tr,
+            &cfg,
+            &train,
+            &test,
+            "unfrozen ",
+            offset,
+            &mut saved,
+        )?;
         stats.extend(st.into_iter().map(|mut e| {
             e.epoch += offset;
             e

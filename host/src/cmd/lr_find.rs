@@ -5,11 +5,11 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{check_writable, write_atomic, Checkpoint};
+use crate::checkpoint::Checkpoint;
 use crate::cli::{json_num, Args, Spec, Usage};
-use crate::cmd::train::{arch_name, load_data, setup, Defaults, DEFAULT_LR};
+use crate::cmd::train::{arch_name, checked_widths, load_data, setup, Defaults, DEFAULT_LR};
+use crate::fsutil::write_atomic;
 use crate::lr_find::{self, RangeTest};
-use crate::mnist;
 use crate::train::Task;
 use ember::Mlp;
 
@@ -62,11 +62,13 @@ pub fn run(argv: &[String]) -> Result<()> {
         checkpoint: false,
         zero_epochs: false,
     };
-    let s = setup(&a, &d)?;
+    let inputs: Vec<(&str, &Path)> = from.iter().map(|p| ("--from", p.as_path())).collect();
+    let mut s = setup(&a, &d, &inputs)?;
     let plot = a.str("plot").map(PathBuf::from);
     if let Some(p) = &plot {
-        let inputs: Vec<&Path> = from.iter().map(|p| p.as_path()).collect();
-        check_writable(p, &inputs)?;
+        s.plan
+            .output("--plot", p, false)
+            .map_err(|e| Usage(format!("ember lr-find: {e:#}")))?;
     }
     let rt = RangeTest {
         start_lr: a.positive_f32("start-lr", 1e-7)?,
@@ -86,7 +88,7 @@ pub fn run(argv: &[String]) -> Result<()> {
             if c.task != s.cfg.task {
                 anyhow::bail!(
                     "{} was trained for task {}; fine-tune it to {} first",
-                    from.unwrap().display(),
+                    from.as_deref().unwrap_or(Path::new("--from")).display(),
                     c.task.name(),
                     s.cfg.task.name()
                 );
@@ -94,9 +96,7 @@ pub fn run(argv: &[String]) -> Result<()> {
             (c.mlp, c.params)
         }
         None => {
-            let mut w = vec![mnist::PIXELS];
-            w.extend(&s.cfg.hidden);
-            w.push(s.cfg.task.outputs());
+            let w = checked_widths(&s, &s.cfg.hidden, 60_000)?;
             let mlp = Mlp::new(&w)
                 .map_err(|e| Usage(format!("ember lr-find: architecture {w:?}: {e}")))?;
             let mut p = vec![0.0; mlp.param_len()];

@@ -36,7 +36,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     let (pixels, label) = match (a.str("index"), a.str("image")) {
         (Some(_), None) => {
             let i: usize = a.get("index", 0)?;
-            let test = mnist::load(&mnist::data_dir(a.str("data")), Split::Test)?;
+            let test = mnist::fetch_and_load(&mnist::data_dir(a.str("data")), Split::Test)?;
             if i >= test.len() {
                 return Err(Usage(format!(
                     "ember predict: --index {i} is past the {} test images",
@@ -111,7 +111,8 @@ pub fn ascii_art(pixels: &[u8]) -> String {
 /// 28 x 28 by area averaging. Dark-on-light images (mean > 127) are inverted
 /// to MNIST's light-on-dark.
 pub fn read_image(path: &Path) -> Result<Vec<u8>> {
-    let b = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // 4096 x 4096 grey as ASCII PGM is at most ~67 MB; nothing larger is read.
+    let b = crate::fsutil::read_bounded(path, "the image", MAX_IMAGE_BYTES)?;
     let (w, h, px) = if b.starts_with(b"\x89PNG\r\n\x1a\n") {
         decode_png(&b).with_context(|| format!("{}: unreadable PNG", path.display()))?
     } else {
@@ -148,6 +149,9 @@ pub fn read_image(path: &Path) -> Result<Vec<u8>> {
     }
     Ok(out)
 }
+
+/// The largest image file read (see [`read_image`]).
+const MAX_IMAGE_BYTES: u64 = 80 << 20;
 
 /// A PNG as 8-bit grey: 16-bit samples keep their high byte, palettes are
 /// expanded, colour becomes luminance (ITU-R BT.601 weights), alpha is dropped.

@@ -3,20 +3,19 @@
 use anyhow::{Context, Result};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::checkpoint::{check_writable, write_atomic, Checkpoint};
+use crate::checkpoint::Checkpoint;
 use crate::cli::{json_num, json_str, Args, Spec, Usage};
+use crate::console::Console;
+use crate::fsutil::{write_dest, Dest, Outputs};
+use crate::interrupt::{self, Interrupted};
 use crate::lr_find::{self, RangeTest};
 use crate::mnist::{self, Split};
 use crate::par::Pool;
 use crate::train::{balanced_subset, fit, to_f32, Config, EpochStats, Schedule, Task, Trainer};
 use ember::optim::Rule;
 use ember::{Isa, Mlp};
-
-/// Set by Ctrl-C: training stops after the current step.
-pub static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Defaults: 98%+ on the 10-class task in well under two minutes on 2 cores.
 pub const DEFAULT_HIDDEN: &[usize] = &[256, 128];
@@ -81,7 +80,11 @@ pub const TRAIN_FLAGS: &[Spec] = &[
         "dense kernels only: no sparse-input products for mostly-zero inputs (to compare)",
     ),
     ("out", true, "checkpoint path (default runs/<task>.ckpt)"),
-    ("metrics", true, "write metrics JSON here"),
+    (
+        "metrics",
+        true,
+        "write metrics JSON here ('-' for standard output)",
+    ),
     ("quiet", false, "only the final line"),
 ];
 
@@ -97,10 +100,12 @@ pub struct TrainSetup {
     pub pool: Pool,
     /// Checkpoint path.
     pub out: PathBuf,
-    /// Metrics path.
-    pub metrics: Option<PathBuf>,
+    /// Where the metrics JSON goes.
+    pub metrics: Option<Dest>,
     /// Less output.
     pub quiet: bool,
+    /// The files the command reads and writes, for further outputs.
+    pub plan: Outputs,
     /// `--lr auto`: run the range test first and train at its suggestion.
     pub lr_auto: bool,
 }
@@ -131,8 +136,10 @@ pub const TRAIN_DEFAULTS: Defaults = Defaults {
     zero_epochs: false,
 };
 
-/// Parses the shared training flags.
-pub fn setup(a: &Args, d: &Defaults) -> Result<TrainSetup> {
+/// Parses and checks the shared training flags, before any work: every
+/// value, the memory the run needs, and the outputs against the inputs
+/// (the MNIST files and `inputs`, e.g. fine-tune's `--from`) and each other.
+pub fn setup(a: &Args, d: &Defaults, inputs: &[(&str, &Path)]) -> Result<TrainSetup> {
     let default_task = d.task;
     let task = match a.str("task") {
         None => default_task,
@@ -230,7 +237,14 @@ pub fn setup(a: &Args, d: &Defaults) -> Result<TrainSetup> {
     } else {
         None
     };
-    let pool = Pool::new(a.get("threads", 0usize)?)?;
+    let threads = a.threads()?;
+    let data = mnist::data_dir(a.str("data"));
+    let mut plan = Outputs::new();
+    plan.data_inputs(&data)?;
+    for (what, p) in inputs {
+        plan.input(what, p)?;
+    }
+    let usage = |e: anyhow::Error| Usage(format!("ember {}: {e:#}", a.cmd()));
     let out = match a.str("out") {
         Some(p) => PathBuf::from(p),
         None if !d.checkpoint => PathBuf::new(),
@@ -240,16 +254,39 @@ pub fn setup(a: &Args, d: &Defaults) -> Result<TrainSetup> {
             PathBuf::from(format!("runs/{}.ckpt", task.name()))
         }
     };
+    if d.checkpoint {
+        plan.output("--out", &out, false).map_err(usage)?;
+    }
+    let metrics = match a.str("metrics") {
+        Some(m) => Some(
+            plan.output("--metrics", Path::new(m), true)
+                .map_err(usage)?,
+        ),
+        None => None,
+    };
+    let pool = Pool::new(threads)?;
     Ok(TrainSetup {
         cfg,
-        data: mnist::data_dir(a.str("data")),
+        data,
         limit,
         pool,
         out,
-        metrics: a.str("metrics").map(PathBuf::from),
+        metrics,
         quiet: a.has("quiet"),
+        plan,
         lr_auto,
     })
+}
+
+/// The widths of a run: 784 inputs, the hidden widths, the task's outputs;
+/// refused up front when the run would not fit in memory (FAULTS 44).
+pub fn checked_widths(s: &TrainSetup, hidden: &[usize], examples: usize) -> Result<Vec<usize>> {
+    let mut widths = vec![mnist::PIXELS];
+    widths.extend(hidden);
+    widths.push(s.cfg.task.outputs());
+    let adam = matches!(s.cfg.rule, Rule::AdamW { .. });
+    crate::train::check_memory(&widths, s.cfg.batch, examples, adam)?;
+    Ok(widths)
 }
 
 /// Prints the model summary: layers, parameters, bytes.
@@ -301,7 +338,7 @@ pub fn arch_name(mlp: &Mlp) -> String {
 
 /// Writes the DESIGN.md metrics JSON.
 pub fn write_metrics(
-    path: &Path,
+    dest: &Dest,
     mlp: &Mlp,
     task: Task,
     epochs: &[EpochStats],
@@ -331,13 +368,13 @@ pub fn write_metrics(
         extra,
         ep.join(",\n    ")
     );
-    write_atomic(path, json.as_bytes())
+    write_dest(dest, json.as_bytes())
 }
 
 /// Loads train and test sets for a task, applying the limit.
 pub fn load_data(s: &TrainSetup, task: Task) -> Result<(mnist::Dataset, mnist::Dataset)> {
-    let train = task.filter(&mnist::load(&s.data, Split::Train)?);
-    let test = task.filter(&mnist::load(&s.data, Split::Test)?);
+    let train = task.filter(&mnist::fetch_and_load(&s.data, Split::Train)?);
+    let test = task.filter(&mnist::fetch_and_load(&s.data, Split::Test)?);
     let train = match s.limit {
         Some(n) => balanced_subset(&train, task.classes(), n, s.cfg.seed),
         None => train,
@@ -345,8 +382,27 @@ pub fn load_data(s: &TrainSetup, task: Task) -> Result<(mnist::Dataset, mnist::D
     Ok((train, test))
 }
 
-/// Runs the epochs with the per-epoch line, progress, checkpoint after every
-/// epoch, and Ctrl-C handling. Returns the stats and the training seconds.
+/// What is at `--out` after a run that stopped early: `saved` is the last
+/// epoch whose model was written there (`None`: not written by this run).
+pub fn kept(out: &Path, saved: Option<usize>) -> String {
+    match saved {
+        Some(e) => format!(
+            "{} holds the model of epoch {e}, the last complete one",
+            out.display()
+        ),
+        None => format!(
+            "no epoch completed, so {} was not written (an earlier file there is untouched)",
+            out.display()
+        ),
+    }
+}
+
+/// Runs the epochs with the per-epoch line, progress, a checkpoint after
+/// every complete epoch, and Ctrl-C handling. Returns the stats and the
+/// training seconds. `saved` is the last epoch written to `--out` so far
+/// (numbered as `first_epoch` + its index); it is kept up to date even when
+/// this returns an error, and then the error says what `--out` holds.
+#[allow(clippy::too_many_arguments)]
 pub fn run_epochs(
     s: &TrainSetup,
     tr: &mut Trainer,
@@ -354,79 +410,96 @@ pub fn run_epochs(
     train: &mnist::Dataset,
     test: &mnist::Dataset,
     phase: &str,
+    first_epoch: usize,
+    saved: &mut Option<usize>,
 ) -> Result<(Vec<EpochStats>, f64)> {
     let test_x = to_f32(&test.images);
-    let mut out = std::io::stdout();
-    let tty = out.is_terminal();
+    let mut out = Console::new();
+    let tty = std::io::stdout().is_terminal();
     let t0 = Instant::now();
     let quiet = s.quiet;
     let path = s.out.clone();
     let task = tr.task;
-    let stats =
-        fit(
-            tr,
-            &s.pool,
-            cfg,
-            train,
-            &test_x,
-            test,
-            &|| STOP.load(Ordering::Relaxed),
-            &mut |epoch, step, steps| {
-                // A progress bar inside the epoch, only on a terminal.
-                if tty && !quiet && (step % 16 == 0 || step == steps) {
-                    let filled = step * 30 / steps.max(1);
-                    let mut err = std::io::stderr();
-                    let _ = write!(
-                        err,
-                        "\r{phase}epoch {epoch:>3} [{}{}] {step}/{steps}",
-                        "#".repeat(filled),
-                        ".".repeat(30 - filled)
-                    );
-                    let _ = err.flush();
+    let result = fit(
+        tr,
+        &s.pool,
+        cfg,
+        train,
+        &test_x,
+        test,
+        &interrupt::requested,
+        &mut |epoch, step, steps| {
+            // A progress bar inside the epoch, only on a terminal.
+            if tty && !quiet && (step % 16 == 0 || step == steps) {
+                let filled = step * 30 / steps.max(1);
+                let mut err = std::io::stderr();
+                let _ = write!(
+                    err,
+                    "\r{phase}epoch {:>3} [{}{}] {step}/{steps}",
+                    first_epoch + epoch,
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled)
+                );
+                let _ = err.flush();
+            }
+        },
+        &mut |e, tr| {
+            if !quiet {
+                if tty {
+                    // Clear the progress bar's line.
+                    eprint!("\r{:60}\r", "");
                 }
-            },
-            &mut |e, tr| {
-                if !quiet {
-                    if tty {
-                        // Clear the progress bar's line.
-                        eprint!("\r{:60}\r", "");
-                    }
-                    writeln!(
-                out,
-                "{phase}epoch {:>3}  train_loss {:.4}  test_accuracy {:.2}%  lr {:.3e}  {:.2}s",
-                e.epoch, e.train_loss, 100.0 * e.test_accuracy, e.lr, e.seconds
-            )?;
-                }
+                writeln!(
+                    out,
+                    "{phase}epoch {:>3}  train_loss {:.4}  test_accuracy {:.2}%  lr {:.3e}  {:.2}s",
+                    first_epoch + e.epoch,
+                    e.train_loss,
+                    100.0 * e.test_accuracy,
+                    e.lr,
+                    e.seconds
+                )?;
+            }
+            if !path.as_os_str().is_empty() {
                 Checkpoint {
                     task,
                     mlp: tr.mlp.clone(),
                     params: tr.params.to_vec(),
                 }
                 .save(&path)?;
-                Ok(())
-            },
-        )?;
+                *saved = Some(first_epoch + e.epoch);
+            }
+            Ok(())
+        },
+    );
+    let stats = match result {
+        Ok(stats) => stats,
+        Err(e) if path.as_os_str().is_empty() => return Err(e),
+        Err(e) => return Err(anyhow::anyhow!("{e:#}\n{}", kept(&path, *saved))),
+    };
+    if interrupt::requested() {
+        let at = first_epoch + stats.len() + 1;
+        let msg = if path.as_os_str().is_empty() {
+            format!("interrupted in epoch {at}: nothing was saved")
+        } else {
+            format!("interrupted in epoch {at}: {}", kept(&path, *saved))
+        };
+        return Err(Interrupted(msg).into());
+    }
     Ok((stats, t0.elapsed().as_secs_f64()))
 }
 
 /// `ember train`.
 pub fn run(argv: &[String]) -> Result<()> {
     let a = Args::parse("train", argv, TRAIN_FLAGS)?;
-    let mut s = setup(&a, &TRAIN_DEFAULTS)?;
-    check_writable(&s.out, &[])?;
-    if let Some(m) = &s.metrics {
-        check_writable(m, &[&s.out])?;
-    }
-    let (train, test) = load_data(&s, s.cfg.task)?;
-    let mut widths = vec![mnist::PIXELS];
-    widths.extend(&s.cfg.hidden);
-    widths.push(s.cfg.task.outputs());
+    let mut s = setup(&a, &TRAIN_DEFAULTS, &[])?;
+    let widths = checked_widths(&s, &s.cfg.hidden, 60_000)?;
     let mlp = Mlp::new(&widths)
         .map_err(|e| Usage(format!("ember train: architecture {widths:?}: {e}")))?;
+    let (train, test) = load_data(&s, s.cfg.task)?;
     let mut params = vec![0.0; mlp.param_len()];
     mlp.init(&mut params, s.cfg.seed)
         .map_err(anyhow::Error::msg)?;
-    let mut stdout = std::io::stdout();
+    let mut stdout = Console::new();
     if !s.quiet {
         summary(&mut stdout, &mlp, s.cfg.task, &s.pool)?;
         writeln!(
@@ -444,6 +517,10 @@ pub fn run(argv: &[String]) -> Result<()> {
             ..RangeTest::default()
         };
         let curve = lr_find::run(&s.pool, &mlp, s.cfg.task, &params, s.cfg.rule, &train, &rt)?;
+        interrupt::check(&format!(
+            "during the --lr auto range test; {} was not written",
+            s.out.display()
+        ))?;
         s.cfg.lr = lr_find::suggest(&curve).valley as f32;
         writeln!(
             stdout,
@@ -453,7 +530,8 @@ pub fn run(argv: &[String]) -> Result<()> {
         )?;
     }
     let mut tr = Trainer::new(mlp.clone(), s.cfg.task, params, s.cfg.rule)?;
-    let (stats, secs) = run_epochs(&s, &mut tr, &s.cfg, &train, &test, "")?;
+    let mut saved = None;
+    let (stats, secs) = run_epochs(&s, &mut tr, &s.cfg, &train, &test, "", 0, &mut saved)?;
     if let Some(m) = &s.metrics {
         write_metrics(m, &mlp, s.cfg.task, &stats, secs, "")?;
     }
@@ -466,11 +544,5 @@ pub fn run(argv: &[String]) -> Result<()> {
         secs,
         s.out.display()
     )?;
-    if STOP.load(Ordering::Relaxed) {
-        anyhow::bail!(
-            "interrupted: the checkpoint of the last complete epoch is in {}",
-            s.out.display()
-        );
-    }
     Ok(())
 }
