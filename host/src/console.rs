@@ -11,12 +11,25 @@ use std::io::{self, Write};
 #[derive(Debug, Default)]
 pub struct Console {
     dead: bool,
+    stderr: bool,
 }
 
 impl Console {
     /// A console on standard output.
     pub fn new() -> Self {
-        Console { dead: false }
+        Console {
+            dead: false,
+            stderr: false,
+        }
+    }
+
+    /// A console on standard error, for a run whose standard output carries
+    /// a JSON document (`--metrics -`) that other lines would corrupt.
+    pub fn beside_json(json_on_stdout: bool) -> Self {
+        Console {
+            dead: false,
+            stderr: json_on_stdout,
+        }
     }
 
     /// Whether an earlier write failed (output since then was dropped).
@@ -27,14 +40,16 @@ impl Console {
 
 impl Write for Console {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.dead && io::stdout().lock().write_all(buf).is_err() {
-            self.dead = true;
-        }
+        let failed = match self.stderr {
+            true => io::stderr().lock().write_all(buf).is_err(),
+            false => io::stdout().lock().write_all(buf).is_err(),
+        };
+        self.dead |= !self.dead && failed;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if !self.dead && io::stdout().lock().flush().is_err() {
+        if !self.dead && !self.stderr && io::stdout().lock().flush().is_err() {
             self.dead = true;
         }
         Ok(())

@@ -24,6 +24,8 @@ commands:
 `ember <command> --help` lists a command's flags.";
 
 fn main() -> ExitCode {
+    // First, so that a Ctrl-C at any moment reaches a command's own check.
+    host::interrupt::install();
     // Arguments are checked as UTF-8 here, once: ember's flags and paths
     // are text, and an argument that is not (FAULTS 42) is refused by name.
     let mut argv = Vec::new();
@@ -59,7 +61,6 @@ fn main() -> ExitCode {
         };
         return finish(print(&format!("ember {command}: flags\n{flags}\n")));
     }
-    host::interrupt::install();
     let result = match command.as_str() {
         "train" => cmd::train::run(rest),
         "eval" => cmd::eval::run(rest),

@@ -43,8 +43,7 @@ pub struct Loaded {
 /// Loads `--model`: a checkpoint or a blob, told apart by their magic.
 pub fn load_model(path: &Path) -> Result<Loaded> {
     let mut magic = [0u8; 8];
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (mut f, _) = crate::fsutil::open_bounded(path, "the model", 16 << 30)?;
     let got = std::io::Read::read(&mut f, &mut magic)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if got == 8 && magic == ember::blob::MAGIC {

@@ -12,7 +12,6 @@ use crate::cli::{json_num, Args, Spec, Usage};
 use crate::cmd::train::{
     checked_widths, load_data, run_epochs, setup, summary, write_metrics, Defaults, TRAIN_FLAGS,
 };
-use crate::console::Console;
 use crate::train::{discriminative, Schedule, Trainer};
 use ember::Mlp;
 
@@ -87,7 +86,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     // The body is kept; the head is replaced when the task's output differs.
     let mut widths = pre.mlp.widths().to_vec();
     let new_head = *widths.last().unwrap_or(&0) != task.outputs();
-    let mut out = Console::new();
+    let mut out = s.console();
     let mlp;
     let mut params;
     if new_head {

@@ -278,6 +278,14 @@ pub fn setup(a: &Args, d: &Defaults, inputs: &[(&str, &Path)]) -> Result<TrainSe
     })
 }
 
+impl TrainSetup {
+    /// Where the human-readable lines go: stdout, or stderr when stdout
+    /// carries the metrics JSON (`--metrics -`).
+    pub fn console(&self) -> Console {
+        Console::beside_json(self.metrics == Some(Dest::Stdout))
+    }
+}
+
 /// The widths of a run: 784 inputs, the hidden widths, the task's outputs;
 /// refused up front when the run would not fit in memory (FAULTS 44).
 pub fn checked_widths(s: &TrainSetup, hidden: &[usize], examples: usize) -> Result<Vec<usize>> {
@@ -414,7 +422,7 @@ pub fn run_epochs(
     saved: &mut Option<usize>,
 ) -> Result<(Vec<EpochStats>, f64)> {
     let test_x = to_f32(&test.images);
-    let mut out = Console::new();
+    let mut out = s.console();
     let tty = std::io::stdout().is_terminal();
     let t0 = Instant::now();
     let quiet = s.quiet;
@@ -499,7 +507,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     let mut params = vec![0.0; mlp.param_len()];
     mlp.init(&mut params, s.cfg.seed)
         .map_err(anyhow::Error::msg)?;
-    let mut stdout = Console::new();
+    let mut stdout = s.console();
     if !s.quiet {
         summary(&mut stdout, &mlp, s.cfg.task, &s.pool)?;
         writeln!(
