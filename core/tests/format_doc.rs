@@ -34,3 +34,74 @@ fn the_documented_hexdump_is_what_the_writer_writes() {
         .unwrap();
     assert_eq!(y, [127, -128], "the worked example's outputs");
 }
+
+/// FORMAT.md's f32 inference, written from the document alone: the input
+/// is `f32(p) × f32(1/255)` (the header's scale is not used), each output
+/// sums from its bias in increasing input order, every product rounded
+/// before its add (no fused multiply-add), then ReLU. It reproduces the
+/// parser's f32 logits bit for bit, including the zero padding of f32
+/// tensors whose lengths are not multiples of 16.
+#[test]
+fn f32_inference_follows_the_document_bit_for_bit() {
+    use ember::blob::{self, LayerData, LayerSpec};
+    // A deterministic generator: values in (-1, 1) with all mantissa bits used.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    };
+    let dims = [37usize, 10, 3]; // a 40-byte bias: 8 bytes of padding after it
+    let w: Vec<Vec<f32>> = (0..2)
+        .map(|l| (0..dims[l] * dims[l + 1]).map(|_| next()).collect())
+        .collect();
+    let b: Vec<Vec<f32>> = (0..2)
+        .map(|l| (0..dims[l + 1]).map(|_| next() * 0.5).collect())
+        .collect();
+    let specs: Vec<LayerSpec<'_>> = (0..2)
+        .map(|l| LayerSpec {
+            in_dim: dims[l],
+            out_dim: dims[l + 1],
+            relu: l == 0,
+            data: LayerData::F32 {
+                weight: &w[l],
+                bias: &b[l],
+            },
+        })
+        .collect();
+    #[repr(C, align(16))]
+    struct Aligned([u8; 4096]);
+    let mut buf = Aligned([0; 4096]);
+    let n = blob::write(0, &specs, &mut buf.0).unwrap();
+    let m = blob::parse(&buf.0[..n]).unwrap();
+    assert_eq!((1.0f32 / 255.0).to_bits(), 0x3B80_8081);
+    let pixels: Vec<u8> = (0..37u32).map(|i| (i * 73 % 256) as u8).collect();
+    let mut scratch = vec![0u8; m.scratch_bytes()];
+    let mut got = [0.0f32; 3];
+    m.infer_f32(&pixels, &mut scratch, &mut got).unwrap();
+    // The document's recipe.
+    let mut act: Vec<f32> = pixels
+        .iter()
+        .map(|&p| p as f32 * f32::from_bits(0x3B80_8081))
+        .collect();
+    for l in 0..2 {
+        let (i_n, o_n) = (dims[l], dims[l + 1]);
+        act = (0..o_n)
+            .map(|c| {
+                let mut s = b[l][c];
+                for i in 0..i_n {
+                    let p = act[i] * w[l][i * o_n + c]; // rounded, then added
+                    s += p;
+                }
+                if l == 0 && s < 0.0 {
+                    0.0
+                } else {
+                    s
+                }
+            })
+            .collect();
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got), bits(&act));
+}
