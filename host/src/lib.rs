@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod console;
 pub mod download;
 pub mod export;
+pub mod fpmode;
 pub mod fsutil;
 pub mod interrupt;
 pub mod lr_find;

@@ -59,6 +59,8 @@ impl Pool {
             threads
         };
         let shutdown = Arc::new(AtomicBool::new(false));
+        // Helpers compute like the thread that made the pool (see fpmode).
+        let flush = crate::fpmode::flushing();
         let mut helpers = Vec::new();
         let mut handles = Vec::new();
         for i in 1..threads {
@@ -71,7 +73,10 @@ impl Pool {
             let (hh, stop) = (h.clone(), shutdown.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("ember-worker-{i}"))
-                .spawn(move || helper_loop(&hh, &stop))?;
+                .spawn(move || {
+                    crate::fpmode::set(flush);
+                    helper_loop(&hh, &stop)
+                })?;
             *h.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.thread().clone());
             helpers.push(h);
             handles.push(handle);

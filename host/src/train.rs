@@ -249,6 +249,17 @@ impl Trainer {
         })
     }
 
+    /// How many parameters and optimizer-state values are subnormal (a
+    /// diagnostic: each costs a microcode assist per use on many CPUs; with
+    /// subnormals flushed, see [`crate::fpmode`], it stays 0).
+    pub fn subnormals(&self) -> usize {
+        self.params
+            .iter()
+            .chain(self.state.iter())
+            .filter(|v| v.is_subnormal())
+            .count()
+    }
+
     /// Regroups the layers into `n` contiguous groups (1..=layers), as even as
     /// possible, earliest first; all unfrozen, all at the base rate.
     pub fn set_groups(&mut self, n: usize) -> Result<()> {

@@ -264,6 +264,9 @@ pub fn setup(a: &Args, d: &Defaults, inputs: &[(&str, &Path)]) -> Result<TrainSe
         ),
         None => None,
     };
+    // Training flushes subnormals to zero (a numerics choice, see fpmode);
+    // the pool's helpers take this thread's mode.
+    crate::fpmode::flush_subnormals();
     let pool = Pool::new(threads)?;
     Ok(TrainSetup {
         cfg,
