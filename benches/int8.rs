@@ -8,7 +8,7 @@ use ember::{Isa, Mlp, Serial};
 use host::checkpoint::Checkpoint;
 use host::export::{self, Calibration};
 use host::par::Pool;
-use host::train::Task;
+use host::task::Task;
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -217,22 +217,59 @@ fn frozen_phase_leaves_the_body_bit_identical_and_metrics_follow_design() {
         &vec![0.0; f.params.len() - body][..],
         "the head trained"
     );
-    let json = std::fs::read_to_string(&metrics).unwrap();
-    for key in ["test_accuracy", "train_seconds", "params", "lr_mult"] {
-        assert!(json_number(&json, key).is_some(), "{key}: {json}");
-    }
+    // The metrics contract of DESIGN.md, read back with serde_json.
+    let m = json(&std::fs::read_to_string(&metrics).unwrap());
     for key in [
-        "\"epochs\": [",
-        "\"epoch\": 3",
-        "\"train_loss\"",
-        "\"seconds\"",
-        "\"lr\"",
-        "\"arch\": \"784-32-16-1\"",
-        "\"task\": \"3v7\"",
-        "\"group_lrs\"",
+        "test_accuracy",
+        "train_seconds",
+        "params",
+        "arch",
+        "task",
+        "isa",
+        "version",
     ] {
-        assert!(json.contains(key), "{key}: {json}");
+        assert!(m.get(key).is_some(), "{key}: {m}");
     }
+    assert_eq!(m["arch"], "784-32-16-1");
+    assert_eq!(m["task"], "3v7");
+    let h = &m["hyperparameters"];
+    for key in [
+        "lr",
+        "batch",
+        "epochs",
+        "seed",
+        "augment",
+        "optimizer",
+        "schedule",
+        "momentum",
+        "weight_decay",
+        "valid",
+        "threads",
+    ] {
+        assert!(h.get(key).is_some(), "hyperparameters.{key}: {m}");
+    }
+    let epochs = m["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 3);
+    for e in epochs {
+        for key in [
+            "epoch",
+            "train_loss",
+            "valid_loss",
+            "valid_accuracy",
+            "seconds",
+            "lr",
+        ] {
+            assert!(e.get(key).is_some(), "epochs[].{key}: {m}");
+        }
+        let acc = e["valid_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{m}");
+    }
+    assert!(m["fine_tune"]["lr_mult"].as_f64().is_some(), "{m}");
+    assert_eq!(
+        m["fine_tune"]["group_lrs"].as_array().unwrap().len(),
+        3,
+        "{m}"
+    );
     // The unfrozen phase prints its per-group rates: lr/2 spread over lr-mult.
     let out = ok(&[
         "fine-tune",
@@ -392,16 +429,17 @@ fn three_vs_seven_defaults_reach_the_target() {
 #[test]
 fn training_threads_flush_subnormals() {
     use host::par::Pool;
-    use host::train::{fit, to_f32, Config, Schedule, Task, Trainer};
+    use host::task::Task;
+    use host::train::{fit, Config, Holdout, Schedule, Trainer};
     let data = mnist_dir();
-    let train = host::mnist::load(&data, host::mnist::Split::Train).unwrap();
-    let train = host::train::balanced_subset(&train, 10, 12_000, 1);
-    let test = host::mnist::load(&data, host::mnist::Split::Test).unwrap();
+    let train = host::data::load(&data, host::data::Split::Train).unwrap();
+    let train = host::data::sample::balanced_subset(&train, 10, 12_000, 1);
+    let test = host::data::load(&data, host::data::Split::Test).unwrap();
     let test = test.select(&(0..500).collect::<Vec<_>>());
     let run = move |flush: bool,
                     threads: usize,
-                    train: host::mnist::Dataset,
-                    test: host::mnist::Dataset| {
+                    train: host::data::Dataset,
+                    test: host::data::Dataset| {
         std::thread::spawn(move || {
             host::fpmode::set(flush);
             let pool = Pool::new(threads).unwrap();
@@ -423,16 +461,15 @@ fn training_threads_flush_subnormals() {
             let mut params = vec![0.0; mlp.param_len()];
             mlp.init(&mut params, 1).unwrap();
             let mut tr = Trainer::new(mlp, Task::Digits, params, cfg.rule).unwrap();
-            let tx = to_f32(&test.images);
+            let holdout = Holdout::new(&test);
             fit(
                 &mut tr,
                 &pool,
                 &cfg,
                 &train,
-                &tx,
-                &test,
+                &holdout,
                 &|| false,
-                &mut |_, _, _| {},
+                &mut |_, _, _, _| {},
                 &mut |_, _| Ok(()),
             )
             .unwrap();

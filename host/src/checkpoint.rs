@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::fsutil::{open_bounded, read_bounded, write_atomic};
 
-use crate::train::Task;
+use crate::task::Task;
 use ember::Mlp;
 
 /// The first eight bytes of a checkpoint.
@@ -182,10 +182,10 @@ impl Header {
 pub fn check_task_widths(task: Task, widths: &[usize]) -> Result<()> {
     let first = widths.first().copied().unwrap_or(0);
     let last = widths.last().copied().unwrap_or(0);
-    if first != crate::mnist::PIXELS {
+    if first != crate::data::PIXELS {
         bail!(
             "the model takes {first} inputs; MNIST images have {}",
-            crate::mnist::PIXELS
+            crate::data::PIXELS
         );
     }
     if last != task.outputs() {

@@ -128,7 +128,7 @@ impl Outputs {
     /// Records the MNIST files of `dir` as inputs, raw and `.gz`, whether
     /// they are there yet or are still to be downloaded.
     pub fn data_inputs(&mut self, dir: &Path) -> Result<()> {
-        for name in crate::mnist::FILES {
+        for name in crate::data::FILES {
             self.input("the MNIST file", &dir.join(name))?;
             self.input("the MNIST file", &dir.join(format!("{name}.gz")))?;
         }

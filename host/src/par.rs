@@ -11,6 +11,7 @@
 //! results do not depend on the thread count.
 
 use anyhow::Result;
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,22 @@ struct Helper {
     job: Mutex<Option<Job>>,
     panicked: AtomicBool,
     thread: Mutex<Option<Thread>>,
+}
+
+/// `--threads N` (0: every core), capped at the cores this process may use:
+/// more threads than cores only take turns on them (FAULTS 44), so the
+/// excess is dropped with a warning.
+pub fn capped_threads(asked: usize) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if asked > cores {
+        eprintln!(
+            "warning: --threads {asked} is more than the {cores} cores available; using {cores}"
+        );
+        return cores;
+    }
+    asked
 }
 
 /// A fork-join pool of `threads - 1` spinning helpers plus the caller.
@@ -92,6 +109,37 @@ impl Pool {
     /// Worker count.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// `f` over `parts` contiguous, nearly equal shares of `0..n`, one per
+    /// thread, results in order: for work outside the core's kernels
+    /// (evaluating a blob image by image) on this same pool.
+    pub fn map_shares<T: Send>(&self, n: usize, f: &(dyn Fn(Range<usize>) -> T + Sync)) -> Vec<T> {
+        let parts = self.threads.min(n).max(1);
+        let mut out: Vec<Option<T>> = (0..parts).map(|_| None).collect();
+        self.shares(&mut out, 0..n, f);
+        out.into_iter().flatten().collect()
+    }
+
+    fn shares<T: Send>(
+        &self,
+        out: &mut [Option<T>],
+        range: Range<usize>,
+        f: &(dyn Fn(Range<usize>) -> T + Sync),
+    ) {
+        if out.len() <= 1 {
+            if let Some(o) = out.first_mut() {
+                *o = Some(f(range));
+            }
+            return;
+        }
+        let half = out.len() / 2;
+        let mid = range.start + (range.end - range.start) * half / out.len();
+        let (lo, hi) = out.split_at_mut(half);
+        let (r_lo, r_hi) = (range.start..mid, mid..range.end);
+        ember::Parallel::join(self, &mut || self.shares(lo, r_lo.clone(), f), &mut || {
+            self.shares(hi, r_hi.clone(), f)
+        });
     }
 
     /// Runs `f` (kept for callers that batch work per step; forks are cheap

@@ -57,15 +57,14 @@ pub fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// Pulls the number after `"key":` out of a flat JSON text.
-pub fn json_number(json: &str, key: &str) -> Option<f64> {
-    let at = json.find(&format!("\"{key}\""))?;
-    let rest = &json[at + key.len() + 2..];
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
+/// Parses `text` as one JSON document (a test fails on anything else).
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// The number at `key` of a JSON object, parsed with serde_json.
+pub fn json_number(text: &str, key: &str) -> Option<f64> {
+    json(text).get(key)?.as_f64()
 }
 
 /// Runs `ember` with `args`: (exit code, stdout, stderr).

@@ -1,219 +1,22 @@
 //! `ember export`: quantizes a checkpoint to int8 (or keeps f32) and writes
-//! the blob, optionally as a C header and a Rust source as well.
+//! the blob, optionally as a C header, a Rust source and firmware test
+//! vectors; with `--board` it first checks the model fits the board.
 
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::args::ExportArgs;
 use crate::checkpoint::Checkpoint;
-use crate::cli::{json_str, Args, Spec, Usage};
-use crate::cmd::train::arch_name;
+use crate::cmd::common::{arch_name, usage, Usage};
 use crate::console::Console;
-use crate::export::{self, BlobBytes, Calibration};
+use crate::data::sample::balanced_subset;
+use crate::data::{self, Dataset, Split};
+use crate::export::{self, board, BlobBytes, Calibration};
 use crate::fsutil::{write_atomic, Outputs};
 use crate::interrupt;
-use crate::mnist::{self, Split};
-use crate::par::Pool;
-use crate::train::balanced_subset;
-
-/// The flags of `ember export`.
-pub const FLAGS: &[Spec] = &[
-    ("model", true, "the checkpoint to export (required)"),
-    (
-        "out",
-        true,
-        "the blob file (default: the checkpoint's name with .bin)",
-    ),
-    (
-        "c-header",
-        true,
-        "also write a C header with the blob as an aligned array",
-    ),
-    (
-        "rust",
-        true,
-        "also write a Rust source with the blob as an aligned static",
-    ),
-    (
-        "name",
-        true,
-        "symbol name in the header / source (default ember_model)",
-    ),
-    (
-        "calib",
-        true,
-        "training images used to calibrate activation ranges (default 1000)",
-    ),
-    (
-        "percentile",
-        true,
-        "calibrate to this percentile (e.g. 99.99) instead of min/max",
-    ),
-    (
-        "f32",
-        false,
-        "export f32 layers, unquantized (for MCUs with an FPU)",
-    ),
-    (
-        "data",
-        true,
-        "folder with the MNIST IDX files (for calibration)",
-    ),
-    ("seed", true, "seed picking the calibration images"),
-    ("threads", true, "worker threads"),
-    ("json", false, "print the result as one JSON object"),
-    ("vectors", true, "also write firmware test vectors here: model.bin, images.bin, labels.bin, logits.bin, meta.rs"),
-    ("vectors-count", true, "test images in the vectors (default 100)"),
-];
-
-/// `ember export`.
-pub fn run(argv: &[String]) -> Result<()> {
-    let a = Args::parse("export", argv, FLAGS)?;
-    let Some(model) = a.str("model").map(PathBuf::from) else {
-        return Err(Usage("ember export: --model CHECKPOINT is required".into()).into());
-    };
-    let out = a
-        .str("out")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| model.with_extension("bin"));
-    let name = a.str("name").unwrap_or("ember_model").to_string();
-    if name.is_empty()
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        || name.starts_with(|c: char| c.is_ascii_digit())
-    {
-        return Err(Usage(format!(
-            "ember export: --name '{name}' is not a C/Rust identifier"
-        ))
-        .into());
-    }
-    let header = a.str("c-header").map(PathBuf::from);
-    let rust = a.str("rust").map(PathBuf::from);
-    let calib_n = a.positive("calib", 1000)?;
-    let how = match a.str("percentile") {
-        None => Calibration::MinMax,
-        Some(_) => {
-            let p: f64 = a.get("percentile", 100.0)?;
-            if !(p > 50.0 && p <= 100.0) {
-                return Err(Usage(format!(
-                    "ember export: --percentile must be in (50, 100], got {p}"
-                ))
-                .into());
-            }
-            Calibration::Percentile(p)
-        }
-    };
-    let vectors = a.str("vectors").map(PathBuf::from);
-    let count = a.positive("vectors-count", 100)?;
-    if vectors.is_some() && a.has("f32") {
-        return Err(
-            Usage("ember export: --vectors needs an int8 export (drop --f32)".into()).into(),
-        );
-    }
-    let seed = a.get("seed", 1u64)?;
-    let threads = a.threads()?;
-    let data = mnist::data_dir(a.str("data"));
-    // Every output is checked against the inputs and the others before
-    // any work, so a failure leaves nothing half written.
-    let usage = |e: anyhow::Error| Usage(format!("ember export: {e:#}"));
-    let mut plan = Outputs::new();
-    plan.input("--model", &model)?;
-    plan.data_inputs(&data)?;
-    plan.output("--out", &out, false).map_err(usage)?;
-    for (flag, p) in [("--c-header", &header), ("--rust", &rust)] {
-        if let Some(p) = p {
-            plan.output(flag, p, false).map_err(usage)?;
-        }
-    }
-    let ck = Checkpoint::load(&model)?;
-    if let Some(dir) = &vectors {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
-        for f in VECTOR_FILES {
-            plan.output("--vectors", &dir.join(f), false)
-                .map_err(usage)?;
-        }
-    }
-    let bytes = if a.has("f32") {
-        export::f32_blob(&ck)?
-    } else {
-        let pool = Pool::new(threads)?;
-        let train = ck.task.filter(&mnist::fetch_and_load(&data, Split::Train)?);
-        interrupt::check("export stopped before calibration; nothing was written")?;
-        let calib = if calib_n >= train.len() {
-            train
-        } else {
-            // Picked like --train-limit: seeded and balanced over classes.
-            balanced_subset(&train, ck.task.classes(), calib_n, seed)
-        };
-        export::int8_blob(&pool, &ck, &calib.images, how)?
-    };
-    let b = BlobBytes::new(&bytes);
-    let m = b
-        .model()
-        .context("the exported blob does not parse (a bug: please report it)")?;
-    let kind = if a.has("f32") { "f32" } else { "int8" };
-    let what = format!(
-        "ember {kind} model {} for task {}, from {}",
-        arch_name(&ck.mlp),
-        ck.task.name(),
-        file_name(&model)
-    );
-    let test = match &vectors {
-        Some(_) => Some(ck.task.filter(&mnist::fetch_and_load(&data, Split::Test)?)),
-        None => None,
-    };
-    interrupt::check("export stopped; nothing was written")?;
-    write_atomic(&out, &bytes)?;
-    if let Some(h) = &header {
-        write_atomic(
-            h,
-            export::c_header(&name, &bytes, m.scratch_bytes(), &what).as_bytes(),
-        )?;
-    }
-    if let Some(r) = &rust {
-        write_atomic(
-            r,
-            export::rust_source(&name, &bytes, m.scratch_bytes(), &what).as_bytes(),
-        )?;
-    }
-    if let (Some(dir), Some(test)) = (&vectors, &test) {
-        write_vectors(dir, &b, test, count)?;
-    }
-    let mut o = Console::new();
-    if a.has("json") {
-        writeln!(
-            o,
-            "{{\"blob\": {}, \"bytes\": {}, \"scratch_bytes\": {}, \"kind\": {}, \"arch\": {}, \"task\": {}, \"params\": {}}}",
-            json_str(&out.display().to_string()),
-            bytes.len(),
-            m.scratch_bytes(),
-            json_str(kind),
-            json_str(&arch_name(&ck.mlp)),
-            json_str(ck.task.name()),
-            ck.mlp.param_len()
-        )?;
-    } else {
-        writeln!(o, "{what}")?;
-        writeln!(
-            o,
-            "blob: {} ({} bytes for {} parameters)",
-            out.display(),
-            bytes.len(),
-            ck.mlp.param_len()
-        )?;
-        writeln!(o, "scratch: {} bytes", m.scratch_bytes())?;
-        for p in [header.as_ref(), rust.as_ref()].into_iter().flatten() {
-            writeln!(o, "wrote {}", p.display())?;
-        }
-    }
-    Ok(())
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
+use crate::par::{capped_threads, Pool};
+use crate::report::{self, ExportReport};
 
 /// The files `--vectors DIR` writes.
 const VECTOR_FILES: [&str; 5] = [
@@ -224,23 +27,181 @@ const VECTOR_FILES: [&str; 5] = [
     "meta.rs",
 ];
 
+/// `ember export`.
+pub fn run(a: &ExportArgs) -> Result<()> {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.model.with_extension("bin"));
+    if a.vectors.is_some() && a.f32 {
+        return Err(
+            Usage("ember export: --vectors needs an int8 export (drop --f32)".into()).into(),
+        );
+    }
+    let target = board::resolve(a.board.as_deref(), a.flash, a.ram).map_err(usage("export"))?;
+    let data_dir = data::data_dir(a.data.data.as_deref());
+    // Every output is checked against the inputs and the others before
+    // any work, so a failure leaves nothing half written.
+    let bad = usage("export");
+    let mut plan = Outputs::new();
+    plan.input("--model", &a.model)?;
+    plan.data_inputs(&data_dir)?;
+    plan.output("--out", &out, false).map_err(&bad)?;
+    for (flag, p) in [("--c-header", &a.c_header), ("--rust", &a.rust)] {
+        if let Some(p) = p {
+            plan.output(flag, p, false).map_err(&bad)?;
+        }
+    }
+    let ck = Checkpoint::load(&a.model)?;
+    if let Some(dir) = &a.vectors {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
+        for f in VECTOR_FILES {
+            plan.output("--vectors", &dir.join(f), false)
+                .map_err(&bad)?;
+        }
+    }
+    let bytes = blob_bytes(a, &ck, &data_dir)?;
+    let b = BlobBytes::new(&bytes);
+    let m = b
+        .model()
+        .context("the exported blob does not parse (a bug: please report it)")?;
+    let test = match &a.vectors {
+        Some(_) => Some(
+            ck.task
+                .filter(&data::fetch_and_load(&data_dir, Split::Test)?),
+        ),
+        None => None,
+    };
+    let count = test.as_ref().map_or(0, |t| a.vectors_count.min(t.len()));
+    let fit = target.map(|t| {
+        let vectors = count * (data::PIXELS + 1 + m.output_len());
+        board::fit(t, bytes.len(), m.scratch_bytes(), vectors)
+    });
+    if let Some(f) = &fit {
+        let widest = ck.mlp.widths()[1..ck.mlp.widths().len() - 1]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        board::check(f, ck.mlp.param_len(), widest)?;
+    }
+    interrupt::check("export stopped; nothing was written")?;
+    let kind = if a.f32 { "f32" } else { "int8" };
+    let what = format!(
+        "ember {kind} model {} for task {}, from {}",
+        arch_name(&ck.mlp),
+        ck.task.name(),
+        file_name(&a.model)
+    );
+    write_atomic(&out, &bytes)?;
+    if let Some(h) = &a.c_header {
+        write_atomic(
+            h,
+            export::c_header(&a.name, &bytes, m.scratch_bytes(), &what).as_bytes(),
+        )?;
+    }
+    if let Some(r) = &a.rust {
+        write_atomic(
+            r,
+            export::rust_source(&a.name, &bytes, m.scratch_bytes(), &what).as_bytes(),
+        )?;
+    }
+    if let (Some(dir), Some(test)) = (&a.vectors, &test) {
+        write_vectors(dir, &b, test, count)?;
+    }
+    let r = ExportReport {
+        blob: out.display().to_string(),
+        bytes: bytes.len(),
+        scratch_bytes: m.scratch_bytes(),
+        kind: kind.into(),
+        arch: arch_name(&ck.mlp),
+        task: ck.task.name().into(),
+        params: ck.mlp.param_len(),
+        board: fit,
+    };
+    print_report(a, &r, &what)
+}
+
+/// The blob: f32 as trained, or int8 calibrated on training images.
+fn blob_bytes(a: &ExportArgs, ck: &Checkpoint, data_dir: &Path) -> Result<Vec<u8>> {
+    if a.f32 {
+        return export::f32_blob(ck);
+    }
+    let how = match a.percentile {
+        None => Calibration::MinMax,
+        Some(p) => Calibration::Percentile(p),
+    };
+    let pool = Pool::new(capped_threads(a.threads.threads))?;
+    let train = ck
+        .task
+        .filter(&data::fetch_and_load(data_dir, Split::Train)?);
+    interrupt::check("export stopped before calibration; nothing was written")?;
+    let calib = if a.calib >= train.len() {
+        train
+    } else {
+        // Picked like --train-limit: seeded and balanced over classes.
+        balanced_subset(&train, ck.task.classes(), a.calib, a.seed)
+    };
+    export::int8_blob(&pool, ck, &calib.images, how)
+}
+
+fn print_report(a: &ExportArgs, r: &ExportReport, what: &str) -> Result<()> {
+    let mut o = Console::new();
+    if a.json {
+        write!(o, "{}", report::to_json(r))?;
+        return Ok(());
+    }
+    writeln!(o, "{what}")?;
+    writeln!(
+        o,
+        "blob: {} ({} bytes for {} parameters)",
+        r.blob, r.bytes, r.params
+    )?;
+    writeln!(o, "scratch: {} bytes", r.scratch_bytes)?;
+    if let Some(f) = &r.board {
+        writeln!(
+            o,
+            "board {}: flash {} of {} bytes, RAM {} of {} bytes (with the example firmware)",
+            f.board, f.flash_needed, f.flash, f.ram_needed, f.ram
+        )?;
+    }
+    for p in [a.c_header.as_ref(), a.rust.as_ref()].into_iter().flatten() {
+        writeln!(o, "wrote {}", p.display())?;
+    }
+    if let Some(dir) = &a.vectors {
+        writeln!(
+            o,
+            "vectors: {} (run them: cd firmware && EMBER_FIRMWARE_DATA={} cargo run --release)",
+            dir.display(),
+            absolute(dir).display()
+        )?;
+    }
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Writes the blob and `count` test images with their labels and the host's
 /// integer logits, for the firmware to check itself against bit for bit.
-fn write_vectors(dir: &Path, b: &BlobBytes, test: &mnist::Dataset, count: usize) -> Result<()> {
+fn write_vectors(dir: &Path, b: &BlobBytes, test: &Dataset, count: usize) -> Result<()> {
     let m = b.model()?;
-    let count = count.min(test.len());
     let n_in = m.input_len();
     let n_out = m.output_len();
     let mut logits = Vec::with_capacity(count * n_out);
     let mut scratch = vec![0u8; m.scratch_bytes()];
     let mut out = vec![0i8; n_out];
     for i in 0..count {
-        match m.dtype {
-            ember::blob::Dtype::Int8 => m
-                .infer_i8(test.image(i), &mut scratch, &mut out)
-                .map_err(anyhow::Error::msg)?,
-            ember::blob::Dtype::F32 => anyhow::bail!("--vectors needs an int8 export (drop --f32)"),
-        }
+        m.infer_i8(test.image(i), &mut scratch, &mut out)
+            .map_err(anyhow::Error::msg)?;
         logits.extend(out.iter().map(|&v| v as u8));
     }
     write_atomic(&dir.join("model.bin"), b.bytes())?;

@@ -3,100 +3,66 @@
 
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::args::LrFindArgs;
 use crate::checkpoint::Checkpoint;
-use crate::cli::{json_num, Args, Spec, Usage};
-use crate::cmd::train::{arch_name, checked_widths, load_data, setup, Defaults, DEFAULT_LR};
+use crate::cmd::common::{arch_name, load_data, setup, usage, Choice, Usage};
+use crate::console::Console;
 use crate::fsutil::write_atomic;
 use crate::lr_find::{self, RangeTest};
-use crate::train::Task;
+use crate::report::{self, LrFindReport, LrSuggestions};
+use crate::task::Task;
 use ember::Mlp;
 
-pub const FLAGS: &[Spec] = &[
-    ("data", true, "folder with the MNIST IDX files"),
-    ("task", true, "digits or 3v7"),
-    (
-        "hidden",
-        true,
-        "hidden widths of a fresh model, e.g. 256,128",
-    ),
-    (
-        "from",
-        true,
-        "start from this checkpoint instead of a fresh model",
-    ),
-    ("batch", true, "mini-batch size"),
-    ("optimizer", true, "sgd or adamw"),
-    ("momentum", true, "SGD momentum / Adam beta1"),
-    ("weight-decay", true, "weight decay"),
-    ("seed", true, "seed"),
-    ("train-limit", true, "use only N training examples"),
-    ("threads", true, "worker threads"),
-    ("isa", true, "force a kernel path"),
-    ("start-lr", true, "first rate (default 1e-7)"),
-    ("end-lr", true, "last rate (default 10)"),
-    ("num", true, "mini-batches in the sweep (default 100)"),
-    (
-        "json",
-        false,
-        "print one JSON object: suggested_lr, suggestions, lrs, losses",
-    ),
-    ("plot", true, "write the curve as an SVG file"),
-];
-
 /// `ember lr-find`.
-pub fn run(argv: &[String]) -> Result<()> {
-    let a = Args::parse("lr-find", argv, FLAGS)?;
-    let from = a.str("from").map(PathBuf::from);
-    let ckpt = match &from {
-        Some(p) => Some(Checkpoint::load(p)?),
-        None => None,
-    };
-    let default_task = ckpt.as_ref().map(|c| c.task).unwrap_or(Task::Digits);
-    let d = Defaults {
-        task: default_task,
-        lr: DEFAULT_LR,
-        epochs: 1,
-        optimizer: "sgd",
-        checkpoint: false,
-        zero_epochs: false,
-    };
-    let inputs: Vec<(&str, &Path)> = from.iter().map(|p| ("--from", p.as_path())).collect();
-    let mut s = setup(&a, &d, &inputs)?;
-    let plot = a.str("plot").map(PathBuf::from);
-    if let Some(p) = &plot {
-        s.plan
-            .output("--plot", p, false)
-            .map_err(|e| Usage(format!("ember lr-find: {e:#}")))?;
-    }
-    let rt = RangeTest {
-        start_lr: a.positive_f32("start-lr", 1e-7)?,
-        end_lr: a.positive_f32("end-lr", 10.0)?,
-        steps: a.positive("num", 100)?,
-        batch: s.cfg.batch,
-        seed: s.cfg.seed,
-        ..RangeTest::default()
-    };
-    if rt.end_lr <= rt.start_lr || rt.steps < 2 {
+pub fn run(a: &LrFindArgs) -> Result<()> {
+    if a.end_lr <= a.start_lr || a.num < 2 {
         return Err(
             Usage("ember lr-find: need --start-lr < --end-lr and --num >= 2".into()).into(),
         );
     }
+    let ckpt = match &a.from {
+        Some(p) => Some(Checkpoint::load(p)?),
+        None => None,
+    };
+    let task: Task = match (a.task, &ckpt) {
+        (Some(t), _) => t.into(),
+        (None, Some(c)) => c.task,
+        (None, None) => Task::Digits,
+    };
+    let inputs: Vec<(&str, &Path)> = a.from.iter().map(|p| ("--from", p.as_path())).collect();
+    let hidden = match &ckpt {
+        Some(c) => c.mlp.widths()[1..c.mlp.widths().len() - 1].to_vec(),
+        None => a.hidden.0.clone(),
+    };
+    let choice = Choice {
+        cmd: "lr-find",
+        task,
+        hidden: &hidden,
+        epochs: 1,
+        inputs: &inputs,
+    };
+    let mut s = setup(&a.hyper, None, &choice)?;
+    if let Some(p) = &a.plot {
+        s.plan
+            .output("--plot", p, false)
+            .map_err(usage("lr-find"))?;
+    }
     let (mlp, params) = match ckpt {
         Some(c) => {
-            if c.task != s.cfg.task {
+            if c.task != task {
                 anyhow::bail!(
                     "{} was trained for task {}; fine-tune it to {} first",
-                    from.as_deref().unwrap_or(Path::new("--from")).display(),
+                    a.from.as_deref().unwrap_or(Path::new("--from")).display(),
                     c.task.name(),
-                    s.cfg.task.name()
+                    task.name()
                 );
             }
             (c.mlp, c.params)
         }
         None => {
-            let w = checked_widths(&s, &s.cfg.hidden, 60_000)?;
+            let w = s.checked_widths(&hidden)?;
             let mlp = Mlp::new(&w)
                 .map_err(|e| Usage(format!("ember lr-find: architecture {w:?}: {e}")))?;
             let mut p = vec![0.0; mlp.param_len()];
@@ -104,27 +70,36 @@ pub fn run(argv: &[String]) -> Result<()> {
             (mlp, p)
         }
     };
-    let (train, _) = load_data(&s, s.cfg.task)?;
-    let curve = lr_find::run(&s.pool, &mlp, s.cfg.task, &params, s.cfg.rule, &train, &rt)?;
-    let sug = lr_find::suggest(&curve);
-    if let Some(p) = &plot {
+    let (train, _, _) = load_data(&s, task)?;
+    let rt = RangeTest {
+        start_lr: a.start_lr,
+        end_lr: a.end_lr,
+        steps: a.num,
+        batch: s.cfg.batch,
+        seed: s.cfg.seed,
+        ..RangeTest::default()
+    };
+    let curve = lr_find::run(&s.pool, &mlp, task, &params, s.cfg.rule, &train, &rt)?;
+    let sug = lr_find::suggest(&curve)?;
+    if let Some(p) = &a.plot {
         write_atomic(p, lr_find::svg(&curve, &sug).as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    let mut out = std::io::stdout().lock();
-    if a.has("json") {
-        let list = |v: &[f64]| {
-            v.iter()
-                .map(|x| json_num(*x))
-                .collect::<Vec<_>>()
-                .join(", ")
+    let mut out = Console::new();
+    if a.json {
+        let r = LrFindReport {
+            suggested_lr: sug.suggested(),
+            suggestions: LrSuggestions {
+                min_div10: sug.min_div10,
+                valley: sug.valley,
+                steepest: sug.steepest,
+            },
+            arch: arch_name(&mlp),
+            task: task.name().into(),
+            lrs: curve.lrs.clone(),
+            losses: curve.losses.clone(),
         };
-        writeln!(
-            out,
-            "{{\"suggested_lr\": {}, \"suggestions\": {{\"valley\": {}, \"steepest\": {}, \"min_div10\": {}}}, \"arch\": \"{}\", \"task\": \"{}\", \"lrs\": [{}], \"losses\": [{}]}}",
-            json_num(sug.valley), json_num(sug.valley), json_num(sug.steepest), json_num(sug.min_div10),
-            arch_name(&mlp), s.cfg.task.name(), list(&curve.lrs), list(&curve.losses)
-        )?;
+        write!(out, "{}", report::to_json(&r))?;
         return Ok(());
     }
     writeln!(
@@ -137,21 +112,17 @@ pub fn run(argv: &[String]) -> Result<()> {
     )?;
     writeln!(
         out,
-        "  valley    {:.3e}   (suggested: fastai's default)",
-        sug.valley
+        "  min/10    {:.3e}   (suggested, and what --lr auto trains at: a tenth of the rate at the minimum loss, {:.3e})",
+        sug.min_div10,
+        sug.min_div10 * 10.0
     )?;
     writeln!(
         out,
         "  steepest  {:.3e}   (loss falls fastest)",
         sug.steepest
     )?;
-    writeln!(
-        out,
-        "  min/10    {:.3e}   (minimum loss at {:.3e}, divided by 10)",
-        sug.min_div10,
-        sug.min_div10 * 10.0
-    )?;
-    if let Some(p) = &plot {
+    writeln!(out, "  valley    {:.3e}   (fastai's valley)", sug.valley)?;
+    if let Some(p) = &a.plot {
         writeln!(out, "plot: {}", p.display())?;
     }
     Ok(())

@@ -1,4 +1,8 @@
-//! One file per subcommand.
+//! One file per subcommand; what two of them share is in `common`. A
+//! command reads its arguments, calls the library modules, prints.
+
+pub mod common;
+pub mod download;
 pub mod eval;
 pub mod export;
 pub mod fine_tune;
@@ -6,20 +10,27 @@ pub mod lr_find;
 pub mod predict;
 pub mod train;
 
-/// The flags of `ember download`.
-pub const DOWNLOAD_FLAGS: &[crate::cli::Spec] = &[(
-    "data",
-    true,
-    "target folder (default $MNIST_DIR, then data/mnist)",
-)];
+use anyhow::Result;
+use clap::CommandFactory;
 
-/// `ember download [--data DIR]`: fetches whatever MNIST file is missing.
-pub fn download(argv: &[String]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let a = crate::cli::Args::parse("download", argv, DOWNLOAD_FLAGS)?;
-    let dir = crate::mnist::data_dir(a.str("data"));
-    crate::download::ensure(&dir, &crate::mnist::FILES)?;
-    let mut out = crate::console::Console::new();
-    writeln!(out, "MNIST is complete in {}", dir.display())?;
-    Ok(())
+use crate::args::{Cli, Command};
+
+/// Runs the command.
+pub fn dispatch(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::LrFind(a) => lr_find::run(a),
+        Command::FineTune(a) => fine_tune::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Download(a) => download::run(a),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ember", &mut script);
+            let mut out = std::io::stdout().lock();
+            std::io::Write::write_all(&mut out, &script)?;
+            Ok(())
+        }
+    }
 }

@@ -5,57 +5,29 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
 
-use crate::cli::{Args, Spec, Usage};
-use crate::cmd::eval::{load_model, logits_of};
-use crate::mnist::{self, Split, PIXELS, SIDE};
+use crate::args::PredictArgs;
+use crate::data::{self, Split, PIXELS, SIDE};
+use crate::eval::{load_model, logits};
 use crate::par::Pool;
-use crate::train::Task;
-
-pub const FLAGS: &[Spec] = &[
-    ("model", true, "checkpoint (or exported blob)"),
-    ("index", true, "classify test image N"),
-    (
-        "image",
-        true,
-        "classify a PNG or PGM file: 28x28 grey, or scaled to it",
-    ),
-    (
-        "data",
-        true,
-        "folder with the MNIST IDX files (for --index)",
-    ),
-];
+use crate::task::Task;
 
 /// `ember predict`.
-pub fn run(argv: &[String]) -> Result<()> {
-    let a = Args::parse("predict", argv, FLAGS)?;
-    let Some(model) = a.str("model") else {
-        return Err(Usage("ember predict: --model FILE is required".into()).into());
-    };
-    let m = load_model(Path::new(model))?;
-    let (pixels, label) = match (a.str("index"), a.str("image")) {
-        (Some(_), None) => {
-            let i: usize = a.get("index", 0)?;
-            let test = mnist::fetch_and_load(&mnist::data_dir(a.str("data")), Split::Test)?;
+pub fn run(a: &PredictArgs) -> Result<()> {
+    let m = load_model(&a.model)?;
+    let (pixels, label) = match (a.index, &a.image) {
+        (Some(i), None) => {
+            let test = data::fetch_and_load(&data::data_dir(a.data.data.as_deref()), Split::Test)?;
             if i >= test.len() {
-                return Err(Usage(format!(
-                    "ember predict: --index {i} is past the {} test images",
-                    test.len()
-                ))
-                .into());
+                bail!("--index {i} is past the {} test images", test.len());
             }
             (test.image(i).to_vec(), Some(test.labels[i]))
         }
-        (None, Some(p)) => (read_image(Path::new(p))?, None),
-        _ => {
-            return Err(Usage(
-                "ember predict: give exactly one of --index N or --image FILE".into(),
-            )
-            .into())
-        }
+        (None, Some(p)) => (read_image(p)?, None),
+        // clap's group makes exactly one of the two present.
+        _ => bail!("give exactly one of --index N or --image FILE"),
     };
     let pool = Pool::new(1)?;
-    let logits = logits_of(&m, &pool, &pixels)?;
+    let logits = logits(&m, &pool, &pixels)?;
     let probs: Vec<(String, f32)> = match m.task {
         Task::Digits => {
             let mut p = vec![0.0; logits.len()];
@@ -67,7 +39,7 @@ pub fn run(argv: &[String]) -> Result<()> {
                 .collect()
         }
         Task::ThreeSeven => {
-            let p7 = ember::activation::sigmoid(logits[0]);
+            let p7 = ember::activation::sigmoid(logits.first().copied().unwrap_or(0.0));
             vec![("3".into(), 1.0 - p7), ("7".into(), p7)]
         }
     };

@@ -1,161 +1,27 @@
 //! The training loop: batches from MNIST through the core's kernels. The host
 //! writes no maths of its own — forward, loss, backward and the optimizer
-//! step are all `ember` calls; this file only moves data and keeps time.
+//! step are all `ember` calls; this module only moves data and keeps time.
+//! The learning-rate schedules are in `schedule`, the memory estimate in
+//! `memory`.
+
+pub mod memory;
+pub mod schedule;
+
+pub use schedule::{discriminative, Schedule};
 
 use anyhow::{bail, Result};
-use rand_core::Rng;
 use std::time::Instant;
 
 use crate::aligned::Floats;
-use crate::mnist::{Dataset, PIXELS};
+use crate::data::augment::random_shifts;
+use crate::data::augment::shifted;
+use crate::data::sample::shuffled;
+use crate::data::{pixel, to_f32, Dataset, PIXELS};
 use crate::par::Pool;
+use crate::task::Task;
 use ember::loss::{bce_with_logits, cross_entropy};
 use ember::optim::{ParamGroup, Rule};
 use ember::{Mlp, Optimizer};
-
-/// What the network learns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Task {
-    /// Ten digits: softmax + cross-entropy.
-    Digits,
-    /// Threes against sevens (7 positive): one sigmoid output, binary cross-entropy.
-    ThreeSeven,
-}
-
-impl Task {
-    /// The CLI / JSON name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Task::Digits => "digits",
-            Task::ThreeSeven => "3v7",
-        }
-    }
-    /// Parses a CLI name.
-    pub fn from_name(s: &str) -> Option<Task> {
-        match s {
-            "digits" => Some(Task::Digits),
-            "3v7" => Some(Task::ThreeSeven),
-            _ => None,
-        }
-    }
-    /// Code stored in checkpoints and blobs.
-    pub fn code(self) -> u8 {
-        match self {
-            Task::Digits => 0,
-            Task::ThreeSeven => 1,
-        }
-    }
-    /// Inverse of [`Task::code`].
-    pub fn from_code(c: u8) -> Option<Task> {
-        match c {
-            0 => Some(Task::Digits),
-            1 => Some(Task::ThreeSeven),
-            _ => None,
-        }
-    }
-    /// Output units.
-    pub fn outputs(self) -> usize {
-        match self {
-            Task::Digits => 10,
-            Task::ThreeSeven => 1,
-        }
-    }
-    /// Classes reported by eval.
-    pub fn classes(self) -> usize {
-        match self {
-            Task::Digits => 10,
-            Task::ThreeSeven => 2,
-        }
-    }
-    /// Keeps the examples of this task, relabelled to its classes (3v7: 3 → 0, 7 → 1).
-    pub fn filter(self, d: &Dataset) -> Dataset {
-        match self {
-            Task::Digits => d.clone(),
-            Task::ThreeSeven => {
-                let idx: Vec<usize> = (0..d.len())
-                    .filter(|&i| matches!(d.labels[i], 3 | 7))
-                    .collect();
-                let mut out = d.select(&idx);
-                for l in &mut out.labels {
-                    *l = u8::from(*l == 7);
-                }
-                out
-            }
-        }
-    }
-    /// The class name of a label of this task.
-    pub fn class_name(self, c: usize) -> String {
-        match self {
-            Task::Digits => c.to_string(),
-            Task::ThreeSeven => if c == 1 { "7" } else { "3" }.to_string(),
-        }
-    }
-}
-
-/// How the learning rate moves over training.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Schedule {
-    /// The same rate throughout.
-    Constant,
-    /// Cosine annealing from lr to 0.
-    Cosine,
-    /// fastai's one-cycle: warm up from lr/div to lr over `pct_start` of the
-    /// steps, then cosine-anneal to lr/div_final; momentum moves opposite.
-    OneCycle {
-        /// lr / div is the starting rate.
-        div: f32,
-        /// lr / div_final is the final rate.
-        div_final: f32,
-        /// Fraction of steps spent warming up.
-        pct_start: f32,
-        /// Momentum at the ends.
-        mom_max: f32,
-        /// Momentum at the peak rate.
-        mom_min: f32,
-    },
-}
-
-impl Schedule {
-    /// fastai's defaults (div 25, div_final 1e5, pct_start 0.25, momentum 0.95 → 0.85 → 0.95).
-    pub const ONE_CYCLE: Schedule = Schedule::OneCycle {
-        div: 25.0,
-        div_final: 1e5,
-        pct_start: 0.25,
-        mom_max: 0.95,
-        mom_min: 0.85,
-    };
-
-    /// (lr multiplier in (0, 1], momentum override) at `step` of `total`.
-    pub fn at(self, step: usize, total: usize) -> (f32, Option<f32>) {
-        let t = if total <= 1 {
-            0.0
-        } else {
-            step as f32 / (total - 1) as f32
-        };
-        let cos = |a: f32, b: f32, p: f32| {
-            b + (a - b) * (1.0 + (std::f32::consts::PI * p.clamp(0.0, 1.0)).cos()) / 2.0
-        };
-        match self {
-            Schedule::Constant => (1.0, None),
-            Schedule::Cosine => (cos(1.0, 0.0, t), None),
-            Schedule::OneCycle {
-                div,
-                div_final,
-                pct_start,
-                mom_max,
-                mom_min,
-            } => {
-                if t < pct_start {
-                    let p = t / pct_start;
-                    (cos(1.0 / div, 1.0, p), Some(cos(mom_max, mom_min, p)))
-                } else {
-                    let p = (t - pct_start) / (1.0 - pct_start);
-                    (cos(1.0, 1.0 / div_final, p), Some(cos(mom_min, mom_max, p)))
-                }
-            }
-        }
-    }
-}
 
 /// Everything `train` and `fine-tune` are told.
 #[derive(Clone, Debug)]
@@ -179,16 +45,6 @@ pub struct Config {
     /// Augmentation: each training image moves by a random whole number of
     /// pixels in -augment..=augment along each axis (0: none).
     pub augment: usize,
-}
-
-/// A pixel as the network sees it: p / 255.
-fn pixel(p: u8) -> f32 {
-    p as f32 * (1.0 / 255.0)
-}
-
-/// Pixels as the network sees them: p / 255.
-pub fn to_f32(images: &[u8]) -> Vec<f32> {
-    images.iter().map(|&p| pixel(p)).collect()
 }
 
 /// A model with its buffers, trained batch by batch.
@@ -375,26 +231,6 @@ impl Trainer {
     }
 }
 
-/// Writes `img` (28×28) into `out` as the network sees it, moved right by
-/// `dx` and down by `dy` pixels; what moves in from outside the frame is
-/// background (0).
-pub fn shifted(out: &mut [f32], img: &[u8], dx: i8, dy: i8) {
-    let side = 28isize;
-    let (dx, dy) = (dx as isize, dy as isize);
-    for (y, row) in (0..side).zip(out.chunks_exact_mut(side as usize)) {
-        let sy = y - dy;
-        for (x, o) in (0..side).zip(row) {
-            let sx = x - dx;
-            let inside = (0..side).contains(&sy) && (0..side).contains(&sx);
-            *o = if inside {
-                pixel(img[(sy * side + sx) as usize])
-            } else {
-                0.0
-            };
-        }
-    }
-}
-
 /// The batch `idx` of `images` as the network sees it, each image moved by
 /// its entry of `shifts` (none when empty), converted from u8 here (a
 /// quarter of the memory traffic of gathering converted rows), prefetched
@@ -452,78 +288,8 @@ fn prefetch(images: &[u8], i: usize) {
 /// cover memory latency, few enough not to stall on the CPU's miss buffers.
 const AHEAD: usize = 4;
 
-/// `n` random shifts in -max..=max along each axis.
-pub fn random_shifts(rng: &mut impl Rng, n: usize, max: usize) -> Vec<(i8, i8)> {
-    let span = 2 * max as u64 + 1;
-    let mut one = || (rng.next_u64() % span) as i8 - max as i8;
-    (0..n).map(|_| (one(), one())).collect()
-}
-
 /// Images per chunk when a model is run on a whole data set.
 pub const EVAL_CHUNK: usize = 500;
-
-/// The peak bytes a training run of this architecture takes, or `None`
-/// when the count overflows: parameters, gradients and optimizer state
-/// (one moment for SGD, two for AdamW) plus the checkpoint copy and its
-/// bytes; activations and their gradients for a batch and for an
-/// evaluation chunk; the images of `examples` (u8) and the test set as f32.
-pub fn memory_estimate(widths: &[usize], batch: usize, examples: usize, adam: bool) -> Option<u64> {
-    let mut params = 0u64;
-    let mut per_row = 0u64;
-    for (i, &w) in widths.iter().enumerate() {
-        let w = w as u64;
-        per_row = per_row.checked_add(w)?;
-        if let Some(&next) = widths.get(i + 1) {
-            let next = next as u64;
-            params = params.checked_add(w.checked_mul(next)?.checked_add(next)?)?;
-        }
-    }
-    let copies = 5 + u64::from(adam);
-    let model = params.checked_mul(4 * copies)?;
-    let rows = (batch as u64)
-        .checked_mul(3)?
-        .checked_add(EVAL_CHUNK as u64)?;
-    let acts = per_row.checked_mul(4)?.checked_mul(rows)?;
-    let data = (examples as u64)
-        .checked_mul(PIXELS as u64 + 1)?
-        .checked_add(10_000 * PIXELS as u64 * 4)?;
-    model.checked_add(acts)?.checked_add(data)
-}
-
-/// Bytes of memory available to a new allocation (Linux `MemAvailable`),
-/// or `None` where that cannot be read.
-pub fn memory_available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kb.checked_mul(1024)
-}
-
-/// Refuses, before anything is allocated, a run whose
-/// [`memory_estimate`] overflows or exceeds the memory available.
-pub fn check_memory(widths: &[usize], batch: usize, examples: usize, adam: bool) -> Result<()> {
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-    let arch = widths
-        .iter()
-        .map(|w| w.to_string())
-        .collect::<Vec<_>>()
-        .join("-");
-    let Some(need) = memory_estimate(widths, batch, examples, adam) else {
-        bail!("the model {arch} with batch {batch} is too large to count; use narrower --hidden or a smaller --batch");
-    };
-    if let Some(have) = memory_available() {
-        if need > have {
-            bail!(
-                "the model {arch} with batch {batch} needs about {:.1} GiB of memory (parameters, \
-                 gradients, optimizer state, activations and data), more than the {:.1} GiB \
-                 available; use narrower --hidden or a smaller --batch",
-                gib(need),
-                gib(have)
-            );
-        }
-    }
-    Ok(())
-}
 
 /// Logits of `n` examples of `x`, computed in chunks.
 pub fn predict_logits(pool: &Pool, mlp: &Mlp, params: &[f32], x: &[f32]) -> Result<Vec<f32>> {
@@ -577,6 +343,54 @@ pub fn accuracy(pred: &[usize], labels: &[u8]) -> Result<f64> {
     Ok(ok as f64 / labels.len() as f64)
 }
 
+/// The mean loss of a model's `logits` on `labels` (cross-entropy, or
+/// binary cross-entropy for 3v7), by the core's own loss functions.
+pub fn mean_loss(task: Task, logits: &[f32], labels: &[u8]) -> Result<f64> {
+    let rows = labels.len();
+    let l = match task {
+        Task::Digits => {
+            let t: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+            cross_entropy(logits, &t, rows, task.outputs(), None)
+        }
+        Task::ThreeSeven => {
+            let t: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+            bce_with_logits(logits, &t, None)
+        }
+    };
+    Ok(l.map_err(|e| anyhow::anyhow!("loss: {e}"))? as f64)
+}
+
+/// A held-out set as the network sees it, scored after every epoch.
+pub struct Holdout<'a> {
+    /// The images as f32.
+    pub x: Vec<f32>,
+    /// Their labels.
+    pub data: &'a Dataset,
+}
+
+impl<'a> Holdout<'a> {
+    /// `data` converted once.
+    pub fn new(data: &'a Dataset) -> Self {
+        Holdout {
+            x: to_f32(&data.images),
+            data,
+        }
+    }
+
+    /// (loss, accuracy) of a model on it; `None` when it is empty.
+    pub fn score(&self, pool: &Pool, tr: &Trainer) -> Result<Option<(f64, f64)>> {
+        if self.data.is_empty() {
+            return Ok(None);
+        }
+        let logits = predict_logits(pool, &tr.mlp, &tr.params, &self.x)?;
+        let acc = accuracy(
+            &classes_of(tr.task, &logits, tr.mlp.out_dim()),
+            &self.data.labels,
+        )?;
+        Ok(Some((mean_loss(tr.task, &logits, &self.data.labels)?, acc)))
+    }
+}
+
 /// Per-epoch figures.
 #[derive(Clone, Debug)]
 pub struct EpochStats {
@@ -584,54 +398,19 @@ pub struct EpochStats {
     pub epoch: usize,
     /// Mean training loss.
     pub train_loss: f64,
-    /// Test accuracy after the epoch.
-    pub test_accuracy: f64,
+    /// Validation loss after the epoch (none without validation images).
+    pub valid_loss: Option<f64>,
+    /// Validation accuracy after the epoch.
+    pub valid_accuracy: Option<f64>,
     /// Learning rate at the end of the epoch.
     pub lr: f64,
     /// Seconds of training (not evaluation).
     pub seconds: f64,
 }
 
-/// `n` shuffled indices from a seeded xorshift (Fisher–Yates).
-pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-    let mut r = ember::init::rng(seed);
-    let mut v: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = (r.next_u64() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
-    v
-}
-
-/// `limit` training examples picked reproducibly from `seed`, balanced over
-/// the classes (round-robin over per-class shuffles).
-pub fn balanced_subset(d: &Dataset, classes: usize, limit: usize, seed: u64) -> Dataset {
-    if limit >= d.len() {
-        return d.clone();
-    }
-    let order = shuffled(d.len(), seed ^ 0x5eed);
-    let mut per: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    for i in order {
-        per[d.labels[i] as usize].push(i);
-    }
-    let mut pick = Vec::with_capacity(limit);
-    let mut k = 0;
-    while pick.len() < limit {
-        for c in per.iter() {
-            if let Some(&i) = c.get(k) {
-                if pick.len() < limit {
-                    pick.push(i);
-                }
-            }
-        }
-        k += 1;
-    }
-    pick.sort_unstable();
-    d.select(&pick)
-}
-
-/// Trains for `cfg.epochs` epochs, calling `progress(epoch, step, steps)`
-/// after every step of an epoch and `report` after each complete epoch.
+/// Trains for `cfg.epochs` epochs, calling `progress(epoch, step, steps,
+/// running mean loss)` after every step of an epoch and `report` after each
+/// complete epoch, scored on the held-out `valid` set.
 ///
 /// When `stop` turns true it stops after the current step; an epoch cut
 /// short is not reported (its model is neither evaluated nor saved), so the
@@ -646,10 +425,9 @@ pub fn fit(
     pool: &Pool,
     cfg: &Config,
     train: &Dataset,
-    test_x: &[f32],
-    test: &Dataset,
+    valid: &Holdout<'_>,
     stop: &dyn Fn() -> bool,
-    progress: &mut dyn FnMut(usize, usize, usize),
+    progress: &mut dyn FnMut(usize, usize, usize, f64),
     report: &mut dyn FnMut(&EpochStats, &Trainer) -> Result<()>,
 ) -> Result<Vec<EpochStats>> {
     if train.is_empty() {
@@ -696,7 +474,8 @@ pub fn fit(
                 );
             }
             loss_sum += l as f64 * idx.len() as f64;
-            progress(epoch, in_epoch, steps_per_epoch);
+            let seen = (in_epoch - 1) * cfg.batch + idx.len();
+            progress(epoch, in_epoch, steps_per_epoch, loss_sum / seen as f64);
             if stop() && in_epoch < steps_per_epoch {
                 return Ok(out);
             }
@@ -710,15 +489,12 @@ pub fn fit(
             );
         }
         let seconds = t0.elapsed().as_secs_f64();
-        let logits = predict_logits(pool, &tr.mlp, &tr.params, test_x)?;
-        let acc = accuracy(
-            &classes_of(tr.task, &logits, tr.mlp.out_dim()),
-            &test.labels,
-        )?;
+        let scored = valid.score(pool, tr)?;
         let s = EpochStats {
             epoch,
             train_loss: loss_sum / n as f64,
-            test_accuracy: acc,
+            valid_loss: scored.map(|v| v.0),
+            valid_accuracy: scored.map(|v| v.1),
             lr: lr_now as f64,
             seconds,
         };
@@ -731,79 +507,9 @@ pub fn fit(
     Ok(out)
 }
 
-/// fastai's `slice(lr / lr_mult, lr)` over `groups` groups: the multipliers
-/// of the base rate, the first group at 1 / lr_mult, the last at 1, and the
-/// groups between spaced geometrically.
-pub fn discriminative(lr_mult: f32, groups: usize) -> Vec<f32> {
-    if groups <= 1 {
-        return vec![1.0; groups];
-    }
-    (0..groups)
-        .map(|g| lr_mult.powf(-((groups - 1 - g) as f32) / (groups - 1) as f32))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_cycle_values_at_known_steps() {
-        let s = Schedule::ONE_CYCLE;
-        let total = 101; // t = step / 100
-        let (lr0, m0) = s.at(0, total);
-        assert!((lr0 - 1.0 / 25.0).abs() < 1e-7 && (m0.unwrap() - 0.95).abs() < 1e-6);
-        let (lr_peak, m_peak) = s.at(25, total);
-        assert!((lr_peak - 1.0).abs() < 1e-6 && (m_peak.unwrap() - 0.85).abs() < 1e-6);
-        // Half-way through the warm-up: the cosine mid-point.
-        let (lr, m) = s.at(25 / 2, total); // t = 0.12, p = 0.48
-        let p = 0.12f32 / 0.25;
-        let want = 1.0 + (0.04 - 1.0) * (1.0 + (std::f32::consts::PI * p).cos()) / 2.0;
-        assert!((lr - want).abs() < 1e-6, "{lr} {want}");
-        assert!(m.unwrap() < 0.95 && m.unwrap() > 0.85);
-        let (lr_end, m_end) = s.at(100, total);
-        assert!((lr_end - 1e-5).abs() < 1e-9 && (m_end.unwrap() - 0.95).abs() < 1e-6);
-        // Annealing mid-point: (1 + 1e-5) / 2.
-        let (lr_mid, m_mid) = s.at(125, 201); // t = 0.625: half-way through the annealing
-        assert!((lr_mid - (1.0 + 1e-5) / 2.0).abs() < 1e-5, "{lr_mid}");
-        assert!((m_mid.unwrap() - 0.9).abs() < 1e-5);
-        assert_eq!(Schedule::Constant.at(7, 10), (1.0, None));
-        assert!((Schedule::Cosine.at(0, 11).0 - 1.0).abs() < 1e-7);
-        assert!(Schedule::Cosine.at(10, 11).0.abs() < 1e-7);
-        assert!((Schedule::Cosine.at(5, 11).0 - 0.5).abs() < 1e-6);
-    }
-
-    #[test]
-    fn shifts_move_pixels_and_bring_in_background() {
-        let img: Vec<u8> = (0..784).map(|i| (i % 255) as u8 + 1).collect();
-        let mut out = vec![f32::NAN; 784];
-        shifted(&mut out, &img, 1, -2);
-        // Pixel (row 5, col 7) lands at (row 3, col 8).
-        assert_eq!(out[3 * 28 + 8], pixel(img[5 * 28 + 7]));
-        // Column 0 and the bottom two rows come from outside the frame.
-        assert!((0..28).all(|y| out[y * 28] == 0.0));
-        assert!(out[26 * 28..].iter().all(|&v| v == 0.0));
-        let mut same = vec![f32::NAN; 784];
-        shifted(&mut same, &img, 0, 0);
-        assert_eq!(same, to_f32(&img));
-        let mut r = ember::init::rng(3);
-        let s = random_shifts(&mut r, 1000, 2);
-        assert!(s
-            .iter()
-            .all(|&(x, y)| (-2..=2).contains(&x) && (-2..=2).contains(&y)));
-        assert!(s.contains(&(-2, 2)) && s.contains(&(2, -2)) && s.contains(&(0, 0)));
-    }
-
-    #[test]
-    fn discriminative_rates_are_geometric() {
-        let m = discriminative(100.0, 3);
-        assert!((m[0] - 0.01).abs() < 1e-7 && (m[1] - 0.1).abs() < 1e-6 && m[2] == 1.0);
-        let m = discriminative(16.0, 5);
-        for (g, want) in [0.0625f32, 0.125, 0.25, 0.5, 1.0].iter().enumerate() {
-            assert!((m[g] - want).abs() < 1e-6, "{g}: {}", m[g]);
-        }
-        assert_eq!(discriminative(10.0, 1), vec![1.0]);
-    }
 
     #[test]
     fn groups_partition_the_layers() {

@@ -8,8 +8,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::data::{self as mnist, FILES};
 use crate::fsutil::write_atomic;
-use crate::mnist::{self, FILES};
 
 /// The standard mirrors, tried in order: PyTorch's S3 copy, Google's CVDF
 /// copy, the original site. `EMBER_MNIST_MIRRORS` (comma-separated base URLs)

@@ -1,0 +1,273 @@
+//! Models on the test set: loading a checkpoint or a blob (told apart by
+//! their magic), their logits and classes, and fastai-style interpretation
+//! (the confusion matrix, the top losses, the most confused pairs).
+
+use anyhow::{Context, Result};
+use std::path::Path;
+
+use crate::checkpoint::Checkpoint;
+use crate::data::{to_f32, PIXELS};
+use crate::export::{self, BlobBytes};
+use crate::par::Pool;
+use crate::report::{Confusion, TopLoss};
+use crate::task::Task;
+use crate::train::{classes_of, predict_logits};
+use ember::blob::Dtype;
+
+/// The weights of a loaded model.
+pub enum Weights {
+    /// An f32 checkpoint.
+    Checkpoint(Checkpoint),
+    /// An exported blob (int8 or f32), run by the core's blob inference.
+    Blob(BlobBytes),
+}
+
+/// A loaded model of either kind.
+pub struct Loaded {
+    /// Task it was trained for.
+    pub task: Task,
+    /// `f32` or `int8`.
+    pub kind: &'static str,
+    /// The weights.
+    pub weights: Weights,
+}
+
+/// Loads a checkpoint or a blob, told apart by their magic; both are
+/// checked to take 784 pixels and give the task's outputs.
+pub fn load_model(path: &Path) -> Result<Loaded> {
+    let mut magic = [0u8; 8];
+    let (mut f, _) = crate::fsutil::open_bounded(path, "the model", 16 << 30)?;
+    let got = std::io::Read::read(&mut f, &mut magic)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if got == 8 && magic == ember::blob::MAGIC {
+        let b = export::load_blob(path)?;
+        let m = b.model()?;
+        let task = export::blob_task(&m).with_context(|| format!("{}", path.display()))?;
+        let kind = match m.dtype {
+            Dtype::Int8 => "int8",
+            Dtype::F32 => "f32",
+        };
+        drop(m);
+        return Ok(Loaded {
+            task,
+            kind,
+            weights: Weights::Blob(b),
+        });
+    }
+    let ckpt = Checkpoint::load(path).map_err(|e| {
+        if got < 8 || &magic != crate::checkpoint::MAGIC {
+            anyhow::anyhow!(
+                "{}: neither an ember checkpoint nor a model blob (bad magic)",
+                path.display()
+            )
+        } else {
+            e
+        }
+    })?;
+    Ok(Loaded {
+        task: ckpt.task,
+        kind: "f32",
+        weights: Weights::Checkpoint(ckpt),
+    })
+}
+
+impl Loaded {
+    /// Outputs per image.
+    pub fn outputs(&self) -> usize {
+        self.task.outputs()
+    }
+}
+
+/// Real-valued logits of `images` (u8 pixels), `outputs()` per image:
+/// int8 blobs' logits dequantized. Blobs run image by image over the pool.
+pub fn logits(m: &Loaded, pool: &Pool, images: &[u8]) -> Result<Vec<f32>> {
+    match &m.weights {
+        Weights::Checkpoint(c) => predict_logits(pool, &c.mlp, &c.params, &to_f32(images)),
+        Weights::Blob(b) => {
+            let n = images.len() / PIXELS;
+            let parts = pool.map_shares(n, &|r| {
+                blob_logits(b, &images[r.start * PIXELS..r.end * PIXELS])
+            });
+            let mut out = Vec::with_capacity(n * m.outputs());
+            for p in parts {
+                out.extend(p?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn blob_logits(b: &BlobBytes, images: &[u8]) -> Result<Vec<f32>> {
+    let model = b.model()?;
+    let mut scratch = vec![0u8; model.scratch_bytes()];
+    let n = model.output_len();
+    let mut out = Vec::with_capacity(images.len() / PIXELS * n);
+    let mut q = vec![0i8; n];
+    let mut y = vec![0.0f32; n];
+    let oq = model.output_quant();
+    for img in images.chunks_exact(PIXELS) {
+        match model.dtype {
+            Dtype::Int8 => {
+                model
+                    .infer_i8(img, &mut scratch, &mut q)
+                    .map_err(anyhow::Error::msg)?;
+                out.extend(
+                    q.iter()
+                        .map(|&v| oq.scale * (v as i32 - oq.zero_point) as f32),
+                );
+            }
+            Dtype::F32 => {
+                model
+                    .infer_f32(img, &mut scratch, &mut y)
+                    .map_err(anyhow::Error::msg)?;
+                out.extend_from_slice(&y);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Predicted classes of `images`. int8 blobs decide in integers (the arg-max
+/// of the int8 logits, as the device does), so ties resolve as on the device.
+pub fn predict_classes(m: &Loaded, pool: &Pool, images: &[u8]) -> Result<Vec<usize>> {
+    if let Weights::Blob(b) = &m.weights {
+        let n = images.len() / PIXELS;
+        let parts = pool.map_shares(n, &|r| -> Result<Vec<usize>> {
+            let model = b.model()?;
+            let mut scratch = vec![0u8; model.scratch_bytes()];
+            images[r.start * PIXELS..r.end * PIXELS]
+                .chunks_exact(PIXELS)
+                .map(|img| model.predict(img, &mut scratch).map_err(anyhow::Error::msg))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(n);
+        for p in parts {
+            out.extend(p?);
+        }
+        return Ok(out);
+    }
+    let l = logits(m, pool, images)?;
+    Ok(classes_of(m.task, &l, m.outputs()))
+}
+
+/// Each image's loss (cross-entropy, or binary cross-entropy for 3v7) and
+/// the probability given to its true class, from its logits.
+pub fn losses(task: Task, logits: &[f32], labels: &[u8]) -> Vec<(f64, f64)> {
+    let k = task.outputs();
+    logits
+        .chunks_exact(k)
+        .zip(labels)
+        .map(|(row, &label)| {
+            let t = label as usize;
+            if task == Task::ThreeSeven {
+                let x = row[0] as f64;
+                let p7 = 1.0 / (1.0 + (-x).exp());
+                let p = if t == 1 { p7 } else { 1.0 - p7 };
+                // max(x, 0) − x·y + ln(1 + e^−|x|), stable for any x.
+                let loss = x.max(0.0) - x * t as f64 + (-x.abs()).exp().ln_1p();
+                (loss, p)
+            } else {
+                let m = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+                let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+                let loss = (m - row[t] as f64) + s.ln();
+                (loss, (-loss).exp())
+            }
+        })
+        .collect()
+}
+
+/// The `k` images with the highest loss, worst first. `index` maps a row
+/// of `labels` back to its index among all test images.
+pub fn top_losses(
+    task: Task,
+    logits: &[f32],
+    labels: &[u8],
+    pred: &[usize],
+    index: &[usize],
+    k: usize,
+) -> Vec<TopLoss> {
+    let l = losses(task, logits, labels);
+    let mut order: Vec<usize> = (0..l.len()).collect();
+    order.sort_by(|&a, &b| l[b].0.total_cmp(&l[a].0).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|i| TopLoss {
+            index: index.get(i).copied().unwrap_or(i),
+            label: task.class_name(labels[i] as usize),
+            predicted: task.class_name(pred[i]),
+            loss: l[i].0,
+            probability: l[i].1,
+        })
+        .collect()
+}
+
+/// The confusion matrix: rows the true class, columns the predicted one.
+pub fn confusion(task: Task, pred: &[usize], labels: &[u8]) -> Vec<Vec<usize>> {
+    let k = task.classes();
+    let mut conf = vec![vec![0usize; k]; k];
+    for (&p, &l) in pred.iter().zip(labels) {
+        if let Some(cell) = conf.get_mut(l as usize).and_then(|row| row.get_mut(p)) {
+            *cell += 1;
+        }
+    }
+    conf
+}
+
+/// The `k` most frequent off-diagonal cells of a confusion matrix, as
+/// fastai's `most_confused`: (true, predicted, count), most first.
+pub fn most_confused(task: Task, conf: &[Vec<usize>], k: usize) -> Vec<Confusion> {
+    let mut cells: Vec<(usize, usize, usize)> = conf
+        .iter()
+        .enumerate()
+        .flat_map(|(a, row)| row.iter().enumerate().map(move |(p, &n)| (a, p, n)))
+        .filter(|&(a, p, n)| a != p && n > 0)
+        .collect();
+    cells.sort_by(|x, y| y.2.cmp(&x.2).then((x.0, x.1).cmp(&(y.0, y.1))));
+    cells
+        .into_iter()
+        .take(k)
+        .map(|(a, p, n)| Confusion {
+            actual: task.class_name(a),
+            predicted: task.class_name(p),
+            count: n,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn losses_confusion_and_top_losses() {
+        // Two digits rows: confident right, confident wrong.
+        let mut logits = vec![0.0f32; 20];
+        logits[3] = 10.0; // row 0 says 3
+        logits[10 + 5] = 10.0; // row 1 says 5
+        let labels = [3u8, 8];
+        let l = losses(Task::Digits, &logits, &labels);
+        assert!(l[0].0 < 0.01 && l[1].0 > 9.0 && l[0].1 > 0.99);
+        let pred = classes_of(Task::Digits, &logits, 10);
+        let top = top_losses(Task::Digits, &logits, &labels, &pred, &[40, 41], 1);
+        assert_eq!(
+            (
+                top[0].index,
+                top[0].label.as_str(),
+                top[0].predicted.as_str()
+            ),
+            (41, "8", "5")
+        );
+        let conf = confusion(Task::Digits, &pred, &labels);
+        assert_eq!(conf[8][5], 1);
+        let mc = most_confused(Task::Digits, &conf, 5);
+        assert_eq!(mc.len(), 1);
+        assert_eq!(
+            (mc[0].actual.as_str(), mc[0].predicted.as_str(), mc[0].count),
+            ("8", "5", 1)
+        );
+        // 3v7: a huge logit keeps a finite loss.
+        let l = losses(Task::ThreeSeven, &[-1000.0], &[1]); // a seven
+        assert!((l[0].0 - 1000.0).abs() < 1e-9);
+    }
+}
