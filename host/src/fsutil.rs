@@ -125,10 +125,10 @@ impl Outputs {
         Ok(())
     }
 
-    /// Records the MNIST files of `dir` as inputs, raw and `.gz`, whether
-    /// they are there yet or are still to be downloaded.
-    pub fn data_inputs(&mut self, dir: &Path) -> Result<()> {
-        for name in crate::data::FILES {
+    /// Records data files `names` of `dir` as inputs, raw and `.gz`,
+    /// whether they are there yet or are still to be downloaded.
+    pub fn data_inputs(&mut self, dir: &Path, names: &[&str]) -> Result<()> {
+        for name in names {
             self.input("the MNIST file", &dir.join(name))?;
             self.input("the MNIST file", &dir.join(format!("{name}.gz")))?;
         }

@@ -135,7 +135,7 @@ pub fn setup(h: &HyperArgs, run: Option<&RunArgs>, c: &Choice<'_>) -> Result<Tra
     let threads = crate::par::capped_threads(h.threads.threads);
     let data = data::data_dir(h.data.data.as_deref());
     let mut plan = Outputs::new();
-    plan.data_inputs(&data)?;
+    plan.data_inputs(&data, &data::FILES)?;
     for (what, p) in c.inputs {
         plan.input(what, p)?;
     }

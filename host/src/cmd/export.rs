@@ -45,7 +45,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     let bad = usage("export");
     let mut plan = Outputs::new();
     plan.input("--model", &a.model)?;
-    plan.data_inputs(&data_dir)?;
+    plan.data_inputs(&data_dir, &data::FILES)?;
     plan.output("--out", &out, false).map_err(&bad)?;
     for (flag, p) in [("--c-header", &a.c_header), ("--rust", &a.rust)] {
         if let Some(p) = p {
