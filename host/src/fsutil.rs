@@ -156,44 +156,7 @@ impl Outputs {
                 path.display()
             );
         }
-        let target = resolve(path)?;
-        // /dev/stdout and /proc/self/fd/N lead to whatever the shell opened
-        // (a pipe, a terminal, a file it holds open): never renamed over.
-        if in_dev_or_proc(path, &target) {
-            bail!(
-                "{flag} {}: is a device or process file, not a regular file; {}",
-                path.display(),
-                if stdout_ok {
-                    "write to a regular file, or pass '-' for standard output"
-                } else {
-                    "write to a regular file"
-                }
-            );
-        }
-        // The kernel's own view of the path as well (it follows every link).
-        for m in [fs::metadata(&target), fs::metadata(path)]
-            .into_iter()
-            .flatten()
-        {
-            let t = m.file_type();
-            if t.is_dir() {
-                bail!(
-                    "{flag} {}: is a folder; give a file name inside it",
-                    path.display()
-                );
-            }
-            if !t.is_file() {
-                bail!(
-                    "{flag} {}: is a special file (device, FIFO or socket), not a regular file; {}",
-                    path.display(),
-                    if stdout_ok {
-                        "write to a regular file, or pass '-' for standard output"
-                    } else {
-                        "write to a regular file"
-                    }
-                );
-            }
-        }
+        let target = refuse_special(flag, path, stdout_ok)?;
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("/"),
@@ -233,6 +196,50 @@ impl Outputs {
             .push((format!("{flag} {}", path.display()), id));
         Ok(Dest::File(path.to_path_buf()))
     }
+}
+
+/// The resolved target of an output, refused when it is a folder, under
+/// /dev or /proc, or a special file.
+fn refuse_special(flag: &str, path: &Path, stdout_ok: bool) -> Result<PathBuf> {
+    let target = resolve(path)?;
+    // /dev/stdout and /proc/self/fd/N lead to whatever the shell opened
+    // (a pipe, a terminal, a file it holds open): never renamed over.
+    if in_dev_or_proc(path, &target) {
+        bail!(
+            "{flag} {}: is a device or process file, not a regular file; {}",
+            path.display(),
+            if stdout_ok {
+                "write to a regular file, or pass '-' for standard output"
+            } else {
+                "write to a regular file"
+            }
+        );
+    }
+    // The kernel's own view of the path as well (it follows every link).
+    for m in [fs::metadata(&target), fs::metadata(path)]
+        .into_iter()
+        .flatten()
+    {
+        let t = m.file_type();
+        if t.is_dir() {
+            bail!(
+                "{flag} {}: is a folder; give a file name inside it",
+                path.display()
+            );
+        }
+        if !t.is_file() {
+            bail!(
+                "{flag} {}: is a special file (device, FIFO or socket), not a regular file; {}",
+                path.display(),
+                if stdout_ok {
+                    "write to a regular file, or pass '-' for standard output"
+                } else {
+                    "write to a regular file"
+                }
+            );
+        }
+    }
+    Ok(target)
 }
 
 /// Whether a path, as given or resolved, lies under /dev or /proc.

@@ -82,35 +82,8 @@ pub struct Choice<'a> {
 /// `run` is absent for `lr-find`, which writes no checkpoint.
 pub fn setup(h: &HyperArgs, run: Option<&RunArgs>, c: &Choice<'_>) -> Result<TrainSetup> {
     let bad = usage(c.cmd);
-    if let Some(name) = &h.isa {
-        let isa = Isa::from_name(name).ok_or_else(|| {
-            Usage(format!(
-                "ember {}: unknown --isa '{name}' (scalar, avx2+fma, avx512, neon)",
-                c.cmd
-            ))
-        })?;
-        Isa::force(isa).map_err(|_| {
-            Usage(format!(
-                "ember {}: --isa {name} is not available on this CPU",
-                c.cmd
-            ))
-        })?;
-    }
-    if h.dense {
-        ember::matmul::sparse::set_enabled(false);
-    }
-    let rule = match h.optimizer {
-        OptimizerArg::Sgd => Rule::Sgd {
-            momentum: h.momentum,
-            weight_decay: h.weight_decay,
-        },
-        OptimizerArg::Adamw => Rule::AdamW {
-            beta1: h.momentum.max(0.9),
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: h.weight_decay,
-        },
-    };
+    force_isa(h, c.cmd)?;
+    let rule = rule(h);
     let (lr, lr_auto) = match run.map(|r| r.lr) {
         Some(Lr::Value(v)) => (v, false),
         Some(Lr::Auto) => (0.0, true),
@@ -167,6 +140,44 @@ pub fn setup(h: &HyperArgs, run: Option<&RunArgs>, c: &Choice<'_>) -> Result<Tra
         plan,
         lr_auto,
     })
+}
+
+/// `--isa` (a forced kernel path) and `--dense`.
+fn force_isa(h: &HyperArgs, cmd: &str) -> Result<()> {
+    if let Some(name) = &h.isa {
+        let isa = Isa::from_name(name).ok_or_else(|| {
+            Usage(format!(
+                "ember {}: unknown --isa '{name}' (scalar, avx2+fma, avx512, neon)",
+                cmd
+            ))
+        })?;
+        Isa::force(isa).map_err(|_| {
+            Usage(format!(
+                "ember {}: --isa {name} is not available on this CPU",
+                cmd
+            ))
+        })?;
+    }
+    if h.dense {
+        ember::matmul::sparse::set_enabled(false);
+    }
+    Ok(())
+}
+
+/// The optimizer rule of the flags.
+fn rule(h: &HyperArgs) -> Rule {
+    match h.optimizer {
+        OptimizerArg::Sgd => Rule::Sgd {
+            momentum: h.momentum,
+            weight_decay: h.weight_decay,
+        },
+        OptimizerArg::Adamw => Rule::AdamW {
+            beta1: h.momentum.max(0.9),
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: h.weight_decay,
+        },
+    }
 }
 
 /// `runs/<task>-<n>.ckpt` with the first `n` not taken: a run without

@@ -40,27 +40,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     }
     let target = board::resolve(a.board.as_deref(), a.flash, a.ram).map_err(usage("export"))?;
     let data_dir = data::data_dir(a.data.data.as_deref());
-    // Every output is checked against the inputs and the others before
-    // any work, so a failure leaves nothing half written.
-    let bad = usage("export");
-    let mut plan = Outputs::new();
-    plan.input("--model", &a.model)?;
-    plan.data_inputs(&data_dir, &data::FILES)?;
-    plan.output("--out", &out, false).map_err(&bad)?;
-    for (flag, p) in [("--c-header", &a.c_header), ("--rust", &a.rust)] {
-        if let Some(p) = p {
-            plan.output(flag, p, false).map_err(&bad)?;
-        }
-    }
-    let ck = Checkpoint::load(&a.model)?;
-    if let Some(dir) = &a.vectors {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
-        for f in VECTOR_FILES {
-            plan.output("--vectors", &dir.join(f), false)
-                .map_err(&bad)?;
-        }
-    }
+    let ck = plan_files(a, &out, &data_dir)?;
     let bytes = blob_bytes(a, &ck, &data_dir)?;
     let b = BlobBytes::new(&bytes);
     let m = b
@@ -121,6 +101,31 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         board: fit,
     };
     print_report(a, &r, &what)
+}
+
+/// Every output checked against the inputs and the others before any
+/// work, so a failure leaves nothing half written; returns the checkpoint.
+fn plan_files(a: &ExportArgs, out: &Path, data_dir: &Path) -> Result<Checkpoint> {
+    let bad = usage("export");
+    let mut plan = Outputs::new();
+    plan.input("--model", &a.model)?;
+    plan.data_inputs(data_dir, &data::FILES)?;
+    plan.output("--out", out, false).map_err(&bad)?;
+    for (flag, p) in [("--c-header", &a.c_header), ("--rust", &a.rust)] {
+        if let Some(p) = p {
+            plan.output(flag, p, false).map_err(&bad)?;
+        }
+    }
+    let ck = Checkpoint::load(&a.model)?;
+    if let Some(dir) = &a.vectors {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
+        for f in VECTOR_FILES {
+            plan.output("--vectors", &dir.join(f), false)
+                .map_err(&bad)?;
+        }
+    }
+    Ok(ck)
 }
 
 /// The blob: f32 as trained, or int8 calibrated on training images.

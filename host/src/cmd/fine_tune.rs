@@ -84,24 +84,18 @@ pub fn run(a: &FineTuneArgs) -> Result<()> {
     let (stats, seconds, group_lrs) = phases(a, &s, &mut tr, groups, (&train, &valid))?;
     let acc = test_accuracy(&s.pool, &tr, &test)?;
     if let Some(m) = &s.metrics {
-        let r = RunSummary {
-            mlp: &mlp,
-            setup: &s,
-            train_examples: train.len(),
-            valid: valid.len(),
-            epochs: a.freeze_epochs + a.epochs,
-            test: (acc, test.len()),
-            seconds,
-            names: names(&a.run.hyper, &a.run),
-            fine_tune: Some(FineTuneReport {
-                from: a.from.display().to_string(),
-                new_head,
-                freeze_epochs: a.freeze_epochs,
-                lr_mult: a.lr_mult as f64,
-                group_lrs,
-            }),
+        let fine_tune = FineTuneReport {
+            from: a.from.display().to_string(),
+            new_head,
+            freeze_epochs: a.freeze_epochs,
+            lr_mult: a.lr_mult as f64,
+            group_lrs,
         };
-        write_metrics(m, &metrics(&r, &stats))?;
+        let sizes = (train.len(), valid.len(), test.len());
+        write_metrics(
+            m,
+            &summary_of(a, &s, &mlp, sizes, (acc, seconds), fine_tune, &stats),
+        )?;
     }
     writeln!(
         out,
@@ -112,6 +106,30 @@ pub fn run(a: &FineTuneArgs) -> Result<()> {
         s.out.display()
     )?;
     Ok(())
+}
+
+/// The metrics of a fine-tune run.
+fn summary_of(
+    a: &FineTuneArgs,
+    s: &TrainSetup,
+    mlp: &Mlp,
+    (train, valid, test): (usize, usize, usize),
+    (acc, seconds): (f64, f64),
+    fine_tune: FineTuneReport,
+    stats: &[EpochStats],
+) -> crate::report::TrainMetrics {
+    let r = RunSummary {
+        mlp,
+        setup: s,
+        train_examples: train,
+        valid,
+        epochs: a.freeze_epochs + a.epochs,
+        test: (acc, test),
+        seconds,
+        names: names(&a.run.hyper, &a.run),
+        fine_tune: Some(fine_tune),
+    };
+    metrics(&r, stats)
 }
 
 /// The pretrained model with the task's head: the body is kept; the head
@@ -132,6 +150,7 @@ fn with_head(pre: &Checkpoint, task: Task, seed: u64) -> Result<(Mlp, Vec<f32>, 
     Ok((mlp, params, true))
 }
 
+// The two phases side by side, so that their schedules can be compared.
 /// Phase 1 (body frozen, head only) then phase 2 (everything, earlier
 /// groups more gently). Returns the stats, the seconds and phase 2's
 /// per-group rates.

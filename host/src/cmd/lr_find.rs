@@ -85,6 +85,17 @@ pub fn run(a: &LrFindArgs) -> Result<()> {
         write_atomic(p, lr_find::svg(&curve, &sug).as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
     }
+    print_report(a, &mlp, task, &rt, &curve, &sug)
+}
+
+fn print_report(
+    a: &LrFindArgs,
+    mlp: &Mlp,
+    task: Task,
+    rt: &RangeTest,
+    curve: &lr_find::Curve,
+    sug: &lr_find::Suggestions,
+) -> Result<()> {
     let mut out = Console::new();
     if a.json {
         let r = LrFindReport {
@@ -94,7 +105,7 @@ pub fn run(a: &LrFindArgs) -> Result<()> {
                 valley: sug.valley,
                 steepest: sug.steepest,
             },
-            arch: arch_name(&mlp),
+            arch: arch_name(mlp),
             task: task.name().into(),
             lrs: curve.lrs.clone(),
             losses: curve.losses.clone(),
@@ -105,7 +116,7 @@ pub fn run(a: &LrFindArgs) -> Result<()> {
     writeln!(
         out,
         "range test: {} over {} mini-batches of {} ({} completed before the loss blew up)",
-        arch_name(&mlp),
+        arch_name(mlp),
         rt.steps,
         rt.batch,
         curve.lrs.len()

@@ -5,6 +5,7 @@ use super::{Curve, Suggestions};
 
 /// The loss against a log-scaled rate as a self-contained SVG (no fonts or
 /// libraries needed to write it), with each suggestion marked.
+// One SVG document written top to bottom; its parts only make sense in order.
 pub fn svg(c: &Curve, s: &Suggestions) -> String {
     let (w, h, l, r, t, b) = (720.0, 440.0, 70.0, 20.0, 30.0, 50.0);
     let (x0, x1) = (c.lrs[0].log10(), c.lrs[c.lrs.len() - 1].log10());

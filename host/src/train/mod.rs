@@ -419,6 +419,9 @@ pub struct EpochStats {
 /// # Errors
 /// A loss that is not finite (the run diverged): the error names the epoch,
 /// the step and the rate, and no later epoch is reported.
+// One loop read top to bottom (shuffle, batch, step, check, score, report),
+// as llm.c writes its training loop: splitting it would scatter the order of
+// operations that makes the results reproducible.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     tr: &mut Trainer,
