@@ -561,3 +561,115 @@ fn ctrl_c_stops_cleanly_and_a_kill_never_leaves_a_broken_checkpoint() {
         );
     }
 }
+
+/// What a user of fastai/Keras expects of the CLI: `--version`, shell
+/// completions, every default in `--help`, a fresh checkpoint name when
+/// `--out` is not given, a validation split reported per epoch, and
+/// `eval --top-losses` / `--most-confused` whose indices `predict` takes.
+#[test]
+fn the_cli_as_a_product() {
+    let data = mnist_dir();
+    let d = data.to_str().unwrap();
+    let dir = temp_dir("product");
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("ember ") && out.contains(env!("CARGO_PKG_VERSION")),
+        "{out}"
+    );
+    let (code, out, _) = run(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("complete") && out.contains("fine-tune"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["train", "--help"]);
+    assert_eq!(code, 0);
+    for default in [
+        "[default: 8]",
+        "[default: 256,128]",
+        "[default: 0.1]",
+        "[default: 64]",
+    ] {
+        assert!(out.contains(default), "{default} in\n{out}");
+    }
+    // Without --out: runs/digits-1.ckpt, then runs/digits-2.ckpt, never over.
+    let train = |extra: &[&str]| {
+        let o = ember()
+            .current_dir(&dir)
+            .args(["train", "--data", d, "--hidden", "16", "--epochs", "2"])
+            .args(["--train-limit", "600", "--valid", "300"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out}{err}");
+        out
+    };
+    let first = train(&["--metrics", "m.json"]);
+    assert!(first.contains("checkpoint runs/digits-1.ckpt"), "{first}");
+    let second = train(&[]);
+    assert!(second.contains("checkpoint runs/digits-2.ckpt"), "{second}");
+    assert!(dir.join("runs/digits-1.ckpt").is_file());
+    // The validation split: 300 images, scored each epoch; test once at the end.
+    assert!(
+        first.contains("300 validation") && first.contains("valid_accuracy"),
+        "{first}"
+    );
+    let m = json(&std::fs::read_to_string(dir.join("m.json")).unwrap());
+    assert_eq!(m["hyperparameters"]["valid"], 300);
+    assert_eq!(m["hyperparameters"]["train_examples"], 600);
+    assert_eq!(m["epochs"].as_array().unwrap().len(), 2);
+    assert!(m["epochs"][1]["valid_loss"].as_f64().unwrap() > 0.0);
+    assert_eq!(m["test_n"], 10000);
+    // Interpretation: the worst test images, by index, and the confusions.
+    let ck = dir.join("runs/digits-1.ckpt");
+    let (code, out, err) = run(&[
+        "eval",
+        "--data",
+        d,
+        "--model",
+        ck.to_str().unwrap(),
+        "--json",
+        "--top-losses",
+        "5",
+        "--most-confused",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = json(&out);
+    let top = r["top_losses"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    let losses: Vec<f64> = top.iter().map(|t| t["loss"].as_f64().unwrap()).collect();
+    assert!(
+        losses.windows(2).all(|w| w[0] >= w[1]),
+        "worst first: {losses:?}"
+    );
+    assert!(top.iter().all(|t| t["label"] != t["predicted"]), "{out}");
+    let mc = r["most_confused"].as_array().unwrap();
+    assert_eq!(mc.len(), 3);
+    assert!(mc[0]["count"].as_u64().unwrap() >= mc[2]["count"].as_u64().unwrap());
+    // The index goes to predict, which shows that very image and its label.
+    let i = top[0]["index"].as_u64().unwrap().to_string();
+    let label = top[0]["label"].as_str().unwrap();
+    let out = ok(&[
+        "predict",
+        "--data",
+        d,
+        "--model",
+        ck.to_str().unwrap(),
+        "--index",
+        &i,
+    ]);
+    assert!(out.contains(&format!("(label {label})")), "{out}");
+    let (code, out, _) = run(&[
+        "eval",
+        "--data",
+        d,
+        "--model",
+        ck.to_str().unwrap(),
+        "--most-confused",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("most confused"), "{out}");
+}

@@ -201,3 +201,81 @@ fn int8_export_keeps_accuracy_size_and_compiles_as_c_and_rust() {
     let (code, _, _) = run(&["export", "--model", ck.to_str().unwrap(), "--name", "9bad"]);
     assert_eq!(code, 2);
 }
+
+/// `export --board` refuses a model that does not fit, saying by how much
+/// and what to do, and writes nothing; a model that fits reports its share.
+#[test]
+fn board_check_refuses_what_does_not_fit() {
+    let data = mnist_dir();
+    let d = data.to_str().unwrap();
+    let dir = temp_dir("board");
+    let big = dir.join("big.ckpt");
+    ok(&[
+        "train",
+        "--data",
+        d,
+        "--train-limit",
+        "300",
+        "--epochs",
+        "1",
+        "--out",
+        big.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let blob = dir.join("big.bin");
+    let vectors = dir.join("v");
+    let (code, _, err) = run(&[
+        "export",
+        "--data",
+        d,
+        "--model",
+        big.to_str().unwrap(),
+        "--out",
+        blob.to_str().unwrap(),
+        "--board",
+        "microbit",
+        "--vectors",
+        vectors.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("does not fit microbit")
+            && err.contains("bytes more than")
+            && err.contains("narrower --hidden"),
+        "{err}"
+    );
+    assert!(!blob.exists() && !vectors.exists(), "nothing written");
+    let (code, out, err) = run(&[
+        "export",
+        "--data",
+        d,
+        "--model",
+        big.to_str().unwrap(),
+        "--out",
+        blob.to_str().unwrap(),
+        "--board",
+        "nrf52840",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = json(&out);
+    assert_eq!(r["board"]["board"], "nrf52840");
+    assert!(r["board"]["flash_needed"].as_u64().unwrap() > r["bytes"].as_u64().unwrap());
+    let (code, _, err) = run(&[
+        "export",
+        "--model",
+        big.to_str().unwrap(),
+        "--board",
+        "arduino",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("known: microbit"), "{err}");
+    let (code, _, err) = run(&[
+        "export",
+        "--model",
+        big.to_str().unwrap(),
+        "--flash",
+        "1000",
+    ]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -490,3 +490,29 @@ fn training_threads_flush_subnormals() {
     let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&p1), bits(&p2), "same parameters at 1 and 2 threads");
 }
+
+/// `--lr auto` with every other default: the range test's suggestion (a
+/// tenth of the rate at the loss minimum, the same rule `lr-find` prints)
+/// trains the default model to at least 98.5%.
+#[test]
+fn lr_auto_with_the_defaults_reaches_98_5_percent() {
+    let data = mnist_dir();
+    let dir = temp_dir("lrauto-default");
+    let metrics = dir.join("m.json");
+    ok(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--lr",
+        "auto",
+        "--out",
+        dir.join("a.ckpt").to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let m = json(&std::fs::read_to_string(&metrics).unwrap());
+    assert_eq!(m["hyperparameters"]["lr_auto"], true);
+    let acc = m["test_accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.985, "--lr auto reached {acc}");
+}

@@ -29,6 +29,16 @@ const VECTOR_FILES: [&str; 5] = [
 
 /// `ember export`.
 pub fn run(a: &ExportArgs) -> Result<()> {
+    let fresh = a.vectors.as_ref().filter(|d| !d.exists()).cloned();
+    let result = export(a);
+    if let (Err(_), Some(dir)) = (&result, fresh) {
+        // Only an empty folder is removed: nothing of the user's goes.
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+fn export(a: &ExportArgs) -> Result<()> {
     let out = a
         .out
         .clone()
@@ -118,8 +128,12 @@ fn plan_files(a: &ExportArgs, out: &Path, data_dir: &Path) -> Result<Checkpoint>
     }
     let ck = Checkpoint::load(&a.model)?;
     if let Some(dir) = &a.vectors {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
+        if !dir.exists() {
+            // Made now so its files can be checked; removed again (while
+            // still empty) by `run` when the export fails.
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
+        }
         for f in VECTOR_FILES {
             plan.output("--vectors", &dir.join(f), false)
                 .map_err(&bad)?;

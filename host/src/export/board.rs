@@ -90,7 +90,8 @@ pub fn check(f: &BoardFit, params: usize, widest_hidden: usize) -> Result<()> {
         bail!(
             "the model does not fit {}: with the example firmware's code it needs {} bytes of \
              flash ({} parameters as int8), {over} bytes more than the board's {}. \
-             Use a narrower --hidden (about {} fewer units in the widest layer, {} now) and train again.",
+             Use a narrower --hidden (about {} fewer units in the widest layer, {} now; \
+             784-128-10 takes ~104 kB) and train again.",
             f.board,
             f.flash_needed,
             params,
