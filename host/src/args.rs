@@ -41,6 +41,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Fetch and verify the four MNIST files.
     Download(DownloadArgs),
+    /// Read a PyTorch MLP (nn.Sequential of nn.Linear with ReLU between) from safetensors.
+    Import(ImportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -239,7 +241,7 @@ pub struct RunArgs {
     /// Training images held out for validation, seeded [default: 5000 for digits, 1/12 of the task's images otherwise]
     #[arg(long, value_name = "N")]
     pub valid: Option<usize>,
-    /// Checkpoint file [default: a new runs/<task>-<n>.ckpt, printed]
+    /// Checkpoint file [default: a new runs/TASK-N.ckpt, printed]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Write the metrics JSON here ('-' for standard output)
@@ -401,6 +403,9 @@ pub struct ExportArgs {
     /// Test images in the vectors
     #[arg(long, default_value_t = 100, value_parser = positive_usize, value_name = "N")]
     pub vectors_count: usize,
+    /// Also write the model as a PyTorch state dict (0.weight, 0.bias, 2.weight, ...)
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub safetensors: Option<PathBuf>,
     /// Check the model fits this board's flash and RAM: microbit, mps2-an386, nrf52840, stm32f411
     #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
@@ -437,6 +442,26 @@ fn percentile(s: &str) -> Result<f64, String> {
         Ok(p) if p > 50.0 && p <= 100.0 => Ok(p),
         _ => Err(format!("'{s}' is not in (50, 100]")),
     }
+}
+
+/// `ember import`.
+#[derive(Debug, Args, Clone)]
+#[command(
+    after_help = "The state dict of nn.Sequential(nn.Linear, nn.ReLU, nn.Linear, ...): \
+    tensors <i>.weight [out, in] and <i>.bias [out] under any one prefix (model., net.), \
+    f32, f16 or bf16, in the order of <i>. ember assumes a ReLU between every two layers \
+    (its MLP's only activation) and none after the last."
+)]
+pub struct ImportArgs {
+    /// The safetensors file (torch: safetensors.torch.save_file(net.state_dict(), FILE))
+    #[arg(long, value_name = "FILE")]
+    pub safetensors: PathBuf,
+    /// The checkpoint to write
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The task [default: from the last width: 10 outputs digits, 1 output 3v7]
+    #[arg(long, value_enum)]
+    pub task: Option<TaskArg>,
 }
 
 /// `ember download`.

@@ -19,6 +19,7 @@ pub mod eval;
 pub mod export;
 pub mod fpmode;
 pub mod fsutil;
+pub mod interop;
 pub mod interrupt;
 pub mod lr_find;
 pub mod par;

@@ -4,8 +4,15 @@
 //! Why not rayon's pool: between two products of a training step (the
 //! optimizer, the loss, the next batch) its idle workers fall asleep, and
 //! waking one costs tens of microseconds per fork — measured here, two
-//! threads were no faster than one. Helpers here spin for a few
-//! milliseconds before they park, which covers every gap inside a step.
+//! threads were no faster than one. Helpers here spin for about a
+//! millisecond, which covers every gap inside and between training steps,
+//! then park until the next fork unparks them.
+//!
+//! A busy machine: when another process holds a core, a helper may not run
+//! for a whole time slice. The joining thread never waits for a helper that
+//! has not started its half: when it has finished its own half it takes the
+//! other one back (a compare-and-swap decides who runs it) and runs it
+//! itself, so two threads on one free core cost what one thread does.
 //!
 //! Every split is over independent output rows (see `ember::par`), so the
 //! results do not depend on the thread count.
@@ -18,13 +25,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
+/// A helper's states: free; reserved by a joining thread that is filling
+/// in the job; job published; job taken by the helper; job finished.
 const IDLE: u8 = 0;
 const CLAIMED: u8 = 1;
 const READY: u8 = 2;
-const DONE: u8 = 3;
+const RUNNING: u8 = 3;
+const DONE: u8 = 4;
 
-/// How long an idle helper spins before it parks.
-const SPIN: Duration = Duration::from_millis(20);
+/// How long an idle helper spins before it parks: longer than any gap
+/// inside or between training steps (a step takes ~0.2 ms), short enough
+/// not to hold a core that another process wants once training pauses.
+const SPIN: Duration = Duration::from_millis(1);
 
 /// A job handed to a helper: the second half of a `join`, its lifetime erased.
 struct Job(*mut (dyn FnMut() + Send + 'static));
@@ -39,6 +51,9 @@ struct Helper {
     job: Mutex<Option<Job>>,
     panicked: AtomicBool,
     thread: Mutex<Option<Thread>>,
+    /// Tests only: a helper that takes no job, like one descheduled.
+    #[cfg(test)]
+    hold: AtomicBool,
 }
 
 /// `--threads N` (0: every core), capped at the cores this process may use:
@@ -63,6 +78,8 @@ pub struct Pool {
     shutdown: Arc<AtomicBool>,
     handles: Vec<JoinHandle<()>>,
     threads: usize,
+    /// Joins run both halves on the calling thread (see [`Tuner`]).
+    serial: AtomicBool,
 }
 
 impl Pool {
@@ -86,6 +103,8 @@ impl Pool {
                 job: Mutex::new(None),
                 panicked: AtomicBool::new(false),
                 thread: Mutex::new(None),
+                #[cfg(test)]
+                hold: AtomicBool::new(false),
             });
             let (hh, stop) = (h.clone(), shutdown.clone());
             let handle = std::thread::Builder::new()
@@ -103,6 +122,7 @@ impl Pool {
             shutdown,
             handles,
             threads,
+            serial: AtomicBool::new(false),
         })
     }
 
@@ -156,12 +176,22 @@ fn helper_loop(h: &Helper, stop: &AtomicBool) {
         if stop.load(Ordering::Acquire) {
             return;
         }
-        if h.state.load(Ordering::Acquire) == READY {
+        #[cfg(test)]
+        let held = h.hold.load(Ordering::Relaxed);
+        #[cfg(not(test))]
+        let held = false;
+        if !held
+            && h.state
+                .compare_exchange(READY, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
             let job = h.job.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(Job(f)) = job {
                 // SAFETY: `join` stored this pointer from a live `&mut` and does
                 // not return (so the closure and its borrows stay alive and
-                // unaliased) until it sees DONE, stored below after the call.
+                // unaliased) until it sees DONE, stored below after the call;
+                // it can no longer take the job back, since the READY ->
+                // RUNNING exchange above gave the job to this helper alone.
                 let r = catch_unwind(AssertUnwindSafe(|| unsafe { (*f)() }));
                 h.panicked.store(r.is_err(), Ordering::Relaxed);
             }
@@ -173,8 +203,83 @@ fn helper_loop(h: &Helper, stop: &AtomicBool) {
             idle = idle.wrapping_add(1);
             std::hint::spin_loop();
         } else {
-            std::thread::park_timeout(Duration::from_millis(10));
+            // Woken by the next fork's unpark (or the pool's drop); the
+            // timeout only bounds a wake-up lost to a race.
+            std::thread::park_timeout(Duration::from_millis(50));
         }
+    }
+}
+
+impl Pool {
+    /// Runs every join on the calling thread (`true`) or across the pool.
+    /// The results are the same bits either way (every split is over
+    /// independent rows); only the time differs.
+    pub fn set_serial(&self, on: bool) {
+        self.serial.store(on, Ordering::Relaxed);
+    }
+}
+
+/// Chooses, step by step, whether training runs on the pool's threads or on
+/// one: a machine where another process holds a core (or where the two
+/// vCPUs share one physical core) makes two threads take turns, slower than
+/// one alone. Every cycle of [`Tuner::CYCLE`] steps times
+/// [`Tuner::PROBE`] steps each way, then runs the rest in the faster mode:
+/// never much slower than the better of the two (the probe of the slower
+/// mode costs at most PROBE / CYCLE of the time), whatever the load does.
+#[derive(Debug)]
+pub struct Tuner {
+    threads: usize,
+    step: usize,
+    parallel: Duration,
+    serial: Duration,
+    use_serial: bool,
+}
+
+impl Tuner {
+    /// Steps per cycle of probing and running.
+    pub const CYCLE: usize = 256;
+    /// Steps timed in each mode per cycle.
+    pub const PROBE: usize = 8;
+
+    /// A tuner for a pool of `threads` (one thread: always serial).
+    pub fn new(threads: usize) -> Self {
+        Tuner {
+            threads,
+            step: 0,
+            parallel: Duration::ZERO,
+            serial: Duration::ZERO,
+            use_serial: false,
+        }
+    }
+
+    /// Whether the next step runs serially.
+    pub fn serial(&self) -> bool {
+        if self.threads <= 1 {
+            return true;
+        }
+        match self.step % Self::CYCLE {
+            s if s < Self::PROBE => false,
+            s if s < 2 * Self::PROBE => true,
+            _ => self.use_serial,
+        }
+    }
+
+    /// Records the time of the step just run.
+    pub fn record(&mut self, took: Duration) {
+        let s = self.step % Self::CYCLE;
+        if s == 0 {
+            self.parallel = Duration::ZERO;
+            self.serial = Duration::ZERO;
+        }
+        if s < Self::PROBE {
+            self.parallel += took;
+        } else if s < 2 * Self::PROBE {
+            self.serial += took;
+            if s == 2 * Self::PROBE - 1 {
+                self.use_serial = self.serial < self.parallel;
+            }
+        }
+        self.step += 1;
     }
 }
 
@@ -184,6 +289,11 @@ impl ember::Parallel for Pool {
     }
 
     fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
+        if self.serial.load(Ordering::Relaxed) {
+            a();
+            b();
+            return;
+        }
         let Some(h) = self.helpers.iter().find(|h| {
             h.state
                 .compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
@@ -204,15 +314,29 @@ impl ember::Parallel for Pool {
             t.unpark();
         }
         a();
+        if h.state
+            .compare_exchange(READY, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            // The helper has not started (descheduled, or still waking up):
+            // take the job back and run it here instead of waiting.
+            let _ = h.job.lock().unwrap_or_else(|e| e.into_inner()).take();
+            h.state.store(IDLE, Ordering::Release);
+            b();
+            return;
+        }
         let mut spins = 0u32;
         while h.state.load(Ordering::Acquire) != DONE {
             spins = spins.saturating_add(1);
-            if spins < 1 << 16 {
+            if spins < 1 << 12 {
                 std::hint::spin_loop();
             } else {
+                // Past ~10 us the helper is likely off its core: give ours
+                // up, in case it is waiting for this very one.
                 std::thread::yield_now();
             }
         }
+
         let panicked = h.panicked.swap(false, Ordering::Relaxed);
         h.state.store(IDLE, Ordering::Release);
         if panicked {
@@ -239,6 +363,58 @@ impl Drop for Pool {
 mod tests {
     use super::*;
     use ember::Parallel;
+
+    #[test]
+    fn the_tuner_probes_both_modes_and_keeps_the_faster() {
+        let mut t = Tuner::new(2);
+        let ms = Duration::from_millis;
+        for step in 0..Tuner::CYCLE {
+            let serial = t.serial();
+            assert_eq!(
+                serial,
+                (Tuner::PROBE..2 * Tuner::PROBE).contains(&step)
+                    || (step >= 2 * Tuner::PROBE && t.use_serial)
+            );
+            // Serial steps are faster here (a busy machine).
+            t.record(if serial { ms(1) } else { ms(3) });
+        }
+        assert!(t.use_serial);
+        // The next cycle probes again; now parallel is faster.
+        for _ in 0..Tuner::CYCLE {
+            let serial = t.serial();
+            t.record(if serial { ms(3) } else { ms(1) });
+        }
+        assert!(!t.use_serial);
+        assert!(Tuner::new(1).serial(), "one thread is always serial");
+    }
+
+    /// A helper that never takes its job (as if descheduled while another
+    /// process holds the core): the joining thread runs both halves.
+    #[test]
+    fn a_helper_that_does_not_start_never_stalls_a_join() {
+        let pool = Pool::new(2).unwrap();
+        pool.helpers[0].hold.store(true, Ordering::Relaxed);
+        let main = std::thread::current().id();
+        let (mut a_on, mut b_on) = (None, None);
+        for _ in 0..100 {
+            pool.join(
+                &mut || a_on = Some(std::thread::current().id()),
+                &mut || b_on = Some(std::thread::current().id()),
+            );
+            assert_eq!((a_on, b_on), (Some(main), Some(main)));
+        }
+        // Released, it takes jobs again.
+        pool.helpers[0].hold.store(false, Ordering::Relaxed);
+        let mut elsewhere = false;
+        for _ in 0..10_000 {
+            pool.join(
+                &mut || std::thread::sleep(Duration::from_micros(50)),
+                &mut || b_on = Some(std::thread::current().id()),
+            );
+            elsewhere |= b_on != Some(main);
+        }
+        assert!(elsewhere, "the helper never ran a job");
+    }
 
     #[test]
     fn join_runs_both_halves_on_two_threads_and_nests() {

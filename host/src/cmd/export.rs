@@ -97,6 +97,9 @@ fn export(a: &ExportArgs) -> Result<()> {
             export::rust_source(&a.name, &bytes, m.scratch_bytes(), &what).as_bytes(),
         )?;
     }
+    if let Some(p) = &a.safetensors {
+        write_atomic(p, &crate::interop::export(&ck)?)?;
+    }
     if let (Some(dir), Some(test)) = (&a.vectors, &test) {
         write_vectors(dir, &b, test, count)?;
     }
@@ -121,7 +124,11 @@ fn plan_files(a: &ExportArgs, out: &Path, data_dir: &Path) -> Result<Checkpoint>
     plan.input("--model", &a.model)?;
     plan.data_inputs(data_dir, &data::FILES)?;
     plan.output("--out", out, false).map_err(&bad)?;
-    for (flag, p) in [("--c-header", &a.c_header), ("--rust", &a.rust)] {
+    for (flag, p) in [
+        ("--c-header", &a.c_header),
+        ("--rust", &a.rust),
+        ("--safetensors", &a.safetensors),
+    ] {
         if let Some(p) = p {
             plan.output(flag, p, false).map_err(&bad)?;
         }
@@ -185,7 +192,10 @@ fn print_report(a: &ExportArgs, r: &ExportReport, what: &str) -> Result<()> {
             f.board, f.flash_needed, f.flash, f.ram_needed, f.ram
         )?;
     }
-    for p in [a.c_header.as_ref(), a.rust.as_ref()].into_iter().flatten() {
+    for p in [a.c_header.as_ref(), a.rust.as_ref(), a.safetensors.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         writeln!(o, "wrote {}", p.display())?;
     }
     if let Some(dir) = &a.vectors {

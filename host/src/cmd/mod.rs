@@ -6,6 +6,7 @@ pub mod download;
 pub mod eval;
 pub mod export;
 pub mod fine_tune;
+pub mod import;
 pub mod lr_find;
 pub mod predict;
 pub mod train;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::FineTune(a) => fine_tune::run(a),
         Command::Export(a) => export::run(a),
         Command::Download(a) => download::run(a),
+        Command::Import(a) => import::run(a),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "ember", &mut script);

@@ -17,7 +17,7 @@ use crate::data::augment::random_shifts;
 use crate::data::augment::shifted;
 use crate::data::sample::shuffled;
 use crate::data::{pixel, to_f32, Dataset, PIXELS};
-use crate::par::Pool;
+use crate::par::{Pool, Tuner};
 use crate::task::Task;
 use ember::loss::{bce_with_logits, cross_entropy};
 use ember::optim::{ParamGroup, Rule};
@@ -441,6 +441,7 @@ pub fn fit(
     let total = steps_per_epoch * cfg.epochs;
     let mut out = Vec::new();
     let mut step = 0;
+    let mut tuner = Tuner::new(pool.threads());
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
         let order = shuffled(n, cfg.seed.wrapping_add(epoch as u64 * 7919));
@@ -455,6 +456,8 @@ pub fn fit(
             } else {
                 Vec::new()
             };
+            pool.set_serial(tuner.serial());
+            let t_step = Instant::now();
             let l = pool.install(|| {
                 tr.step(
                     pool,
@@ -466,6 +469,7 @@ pub fn fit(
                     mom,
                 )
             })?;
+            tuner.record(t_step.elapsed());
             step += 1;
             let in_epoch = step - (epoch - 1) * steps_per_epoch;
             if !l.is_finite() {
@@ -492,6 +496,7 @@ pub fn fit(
             );
         }
         let seconds = t0.elapsed().as_secs_f64();
+        pool.set_serial(false);
         let scored = valid.score(pool, tr)?;
         let s = EpochStats {
             epoch,
