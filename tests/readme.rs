@@ -72,6 +72,11 @@ fn the_readme_tour_runs_as_pasted() {
     assert!(out.contains("top losses"), "{out}");
     assert!(out.contains("--lr auto: the range test"), "{out}");
     assert!(out.contains("board microbit: flash"), "{out}");
-    assert_eq!(out.matches("RESULT: PASS").count(), 2, "{out}");
+    assert_eq!(
+        out.matches("RESULT: PASS").count(),
+        3,
+        "two Rust firmware runs, one C: {out}"
+    );
+    assert!(out.contains("imported 784-64-10"), "{out}");
     assert!(root.join("runs/digits.json").is_file());
 }
