@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
     let off = (16 - store.as_ptr() as usize % 16) % 16;
     store[off..off + bytes.len()].copy_from_slice(&bytes);
     let m = blob::parse(&store[off..off + bytes.len()]).unwrap();
-    let mut scratch = vec![0u8; m.scratch_bytes()];
+    let mut scratch = vec![0u8; m.batch_scratch_bytes(256).unwrap()];
     for batch in [1usize, 256] {
         let mut g = c.benchmark_group(format!("mlp_784_128_10/batch{batch}"));
         g.throughput(Throughput::Elements(batch as u64));
@@ -45,12 +45,17 @@ fn bench(c: &mut Criterion) {
         for isa in Isa::available() {
             g.bench_function(BenchmarkId::new("int8", isa.name()), |b| {
                 Isa::force(isa).unwrap();
+                let mut out = vec![0i8; 10 * batch];
                 b.iter(|| {
-                    let mut out = [0i8; 10];
-                    for img in images[..batch * 784].chunks_exact(784) {
-                        m.infer_i8(black_box(img), &mut scratch, &mut out).unwrap();
+                    if batch == 1 {
+                        m.infer_i8(black_box(&images[..784]), &mut scratch, &mut out)
+                            .unwrap();
+                    } else {
+                        // The batched path: each weight load serves a block of images.
+                        m.infer_batch_i8(black_box(&images[..batch * 784]), &mut scratch, &mut out)
+                            .unwrap();
                     }
-                    out
+                    out[0]
                 })
             });
         }

@@ -691,3 +691,92 @@ fn fuzz_corpus_replays_cleanly() {
         "{n} corpus files, {accepted} valid"
     );
 }
+
+/// The batched integer inference is the one-image reference bit for bit, on
+/// every path: image counts around the kernel's block (4) and group (8),
+/// rows around its block, and the saturation corners (all-255 and all-0
+/// images, ±127 weights).
+#[test]
+fn batched_int8_inference_is_the_one_image_reference_bit_for_bit() {
+    use ember::quant::{ActQuant, Requant};
+    let mut gen = Gen(0xba7c_4001);
+    // 784 -> 37 (ReLU) -> 10: 37 rows is 9 blocks of 4 and a tail of 1.
+    let dims = [784usize, 37, 10];
+    let w: Vec<Vec<i8>> = (0..2)
+        .map(|l| {
+            (0..dims[l] * dims[l + 1])
+                .map(|i| match i % 97 {
+                    0 => 127,
+                    1 => -127,
+                    _ => (gen.vec(1)[0] * 127.0) as i8,
+                })
+                .collect()
+        })
+        .collect();
+    let bias: Vec<Vec<i32>> = (0..2)
+        .map(|l| (0..dims[l + 1]).map(|c| (c as i32 - 5) * 997).collect())
+        .collect();
+    let rq: Vec<Vec<Requant>> = (0..2)
+        .map(|l| vec![Requant::from_real(0.0009 * (l + 1) as f64).unwrap(); dims[l + 1]])
+        .collect();
+    let specs: Vec<LayerSpec<'_>> = (0..2)
+        .map(|l| LayerSpec {
+            in_dim: dims[l],
+            out_dim: dims[l + 1],
+            relu: l == 0,
+            data: LayerData::Int8 {
+                weight: &w[l],
+                bias: &bias[l],
+                requant: &rq[l],
+                output: ActQuant {
+                    scale: 0.05,
+                    zero_point: if l == 0 { -128 } else { 3 },
+                },
+            },
+        })
+        .collect();
+    let n = blob::blob_len(&specs).unwrap();
+    let mut buf = vec![0u8; n + 16];
+    let off = (16 - buf.as_ptr() as usize % 16) % 16;
+    blob::write(0, &specs, &mut buf[off..off + n]).unwrap();
+    let m = parse(&buf[off..off + n]).unwrap();
+    for images in [0usize, 1, 3, 4, 5, 8, 9, 17, 33] {
+        let mut px: Vec<u8> = (0..images * 784)
+            .map(|i| ((i * 7919 + images) % 256) as u8)
+            .collect();
+        if images > 1 {
+            px[..784].fill(255);
+            px[784..2 * 784].fill(0);
+        }
+        let mut scratch = vec![0u8; m.scratch_bytes()];
+        let mut want = vec![0i8; images * 10];
+        for (img, o) in px.chunks_exact(784).zip(want.chunks_exact_mut(10)) {
+            m.infer_i8(img, &mut scratch, o).unwrap();
+        }
+        for isa in Isa::available() {
+            let mut scratch = vec![0u8; m.batch_scratch_bytes(images).unwrap()];
+            let mut got = vec![99i8; images * 10];
+            m.infer_batch_i8_on(isa, &px, &mut scratch, &mut got)
+                .unwrap();
+            assert_eq!(got, want, "{isa} {images} images");
+        }
+    }
+    // On a CPU with VNNI, CI requires the block kernel to be the one tested.
+    if std::env::var_os("EMBER_REQUIRE_VNNI").is_some() {
+        assert!(
+            Isa::has_vnni(),
+            "EMBER_REQUIRE_VNNI is set but VNNI is not detected (build with ember/std)"
+        );
+    }
+    // Errors before anything is written.
+    let mut scratch = vec![0u8; m.batch_scratch_bytes(2).unwrap()];
+    let mut out = vec![7i8; 20];
+    assert!(m.infer_batch_i8(&[0; 785], &mut scratch, &mut out).is_err());
+    assert!(m
+        .infer_batch_i8(&[0; 1568], &mut scratch[..10], &mut out)
+        .is_err());
+    assert!(m
+        .infer_batch_i8(&[0; 1568], &mut scratch, &mut out[..19])
+        .is_err());
+    assert!(out.iter().all(|&v| v == 7));
+}

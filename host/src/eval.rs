@@ -134,9 +134,25 @@ pub fn predict_classes(m: &Loaded, pool: &Pool, images: &[u8]) -> Result<Vec<usi
         let n = images.len() / PIXELS;
         let parts = pool.map_shares(n, &|r| -> Result<Vec<usize>> {
             let model = b.model()?;
+            let mine = &images[r.start * PIXELS..r.end * PIXELS];
+            if model.dtype == Dtype::Int8 {
+                // Batched integer inference, 256 images a call, decided in
+                // integers as the device decides.
+                let k = model.output_len();
+                let mut scratch = vec![0u8; model.batch_scratch_bytes(256).unwrap_or(0)];
+                let mut logits = vec![0i8; 256 * k];
+                let mut out = Vec::with_capacity(r.len());
+                for chunk in mine.chunks(256 * PIXELS) {
+                    let l = &mut logits[..chunk.len() / PIXELS * k];
+                    model
+                        .infer_batch_i8(chunk, &mut scratch, l)
+                        .map_err(anyhow::Error::msg)?;
+                    out.extend(l.chunks_exact(k).map(|row| model.class_of_i8(row)));
+                }
+                return Ok(out);
+            }
             let mut scratch = vec![0u8; model.scratch_bytes()];
-            images[r.start * PIXELS..r.end * PIXELS]
-                .chunks_exact(PIXELS)
+            mine.chunks_exact(PIXELS)
                 .map(|img| model.predict(img, &mut scratch).map_err(anyhow::Error::msg))
                 .collect()
         });

@@ -10,7 +10,10 @@
 #![forbid(unsafe_code)]
 
 use crate::buffer::as_i8;
-use crate::quant::{dots_i8_checked_weights, requantize, ActQuant, Requant};
+use crate::quant::{
+    batch_needs_sums, dots_i8_batch_checked, dots_i8_checked_weights, requantize, row_sums_on,
+    ActQuant, Requant,
+};
 use crate::Isa;
 use crate::{Error, MAX_LAYERS};
 
@@ -101,6 +104,10 @@ pub fn scratch_for(dtype: Dtype, widths: impl Iterator<Item = usize>) -> Option<
 /// Output channels processed per kernel call (accumulators on the stack): a
 /// multiple of 3 and of 4, the row groups of the Cortex-M and x86 kernels.
 const CHUNK: usize = 96;
+
+/// Images per batched kernel call ([`Model::infer_batch_i8`]): their
+/// accumulators for a chunk of rows live on the stack (8 · 96 · 4 bytes).
+const GROUP: usize = 8;
 
 impl<'a> Model<'a> {
     /// Bytes of scratch [`Model::infer_i8`] and [`Model::predict`] need.
@@ -244,6 +251,99 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
+    /// Scratch bytes [`Model::infer_batch_i8`] needs for `images` images (two
+    /// activation buffers of the widest edge per image), or `None` when that
+    /// overflows.
+    pub fn batch_scratch_bytes(&self, images: usize) -> Option<usize> {
+        self.scratch.checked_mul(images)
+    }
+
+    /// Integer-only inference of many images at once, bit for bit
+    /// [`Model::infer_i8`] image by image: `pixels` holds the images one
+    /// after another (`input_len()` bytes each) and `out` receives
+    /// `output_len()` int8 logits per image. With AVX-512 VNNI each weight
+    /// vector loaded serves a block of images; other paths run image by
+    /// image (same bits).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `pixels` is not a whole number of
+    /// images or `out` does not hold their logits; [`Error::BufferTooSmall`]
+    /// when `scratch` is shorter than [`Model::batch_scratch_bytes`];
+    /// [`Error::BadField`] for an f32 model.
+    pub fn infer_batch_i8(
+        &self,
+        pixels: &[u8],
+        scratch: &mut [u8],
+        out: &mut [i8],
+    ) -> Result<(), Error> {
+        self.infer_batch_i8_on(Isa::active(), pixels, scratch, out)
+    }
+
+    /// [`Model::infer_batch_i8`] on a chosen path (tests compare them all).
+    ///
+    /// # Errors
+    /// As [`Model::infer_batch_i8`], and [`Error::IsaUnavailable`].
+    pub fn infer_batch_i8_on(
+        &self,
+        isa: Isa,
+        pixels: &[u8],
+        scratch: &mut [u8],
+        out: &mut [i8],
+    ) -> Result<(), Error> {
+        if !isa.is_supported() {
+            return Err(Error::IsaUnavailable);
+        }
+        if self.dtype != Dtype::Int8 {
+            return Err(Error::BadField { offset: 17 });
+        }
+        let (n_in, n_out) = (self.input_len(), self.output_len());
+        if n_in == 0 || !pixels.len().is_multiple_of(n_in) {
+            return Err(Error::ShapeMismatch {
+                expected: n_in,
+                got: pixels.len(),
+            });
+        }
+        let images = pixels.len() / n_in;
+        let want = images.checked_mul(n_out).ok_or(Error::BadDimension)?;
+        if out.len() != want {
+            return Err(Error::ShapeMismatch {
+                expected: want,
+                got: out.len(),
+            });
+        }
+        let need = self
+            .batch_scratch_bytes(images)
+            .ok_or(Error::BadDimension)?;
+        if scratch.len() < need {
+            return Err(Error::BufferTooSmall {
+                needed: need,
+                got: scratch.len(),
+            });
+        }
+        let half = need / 2;
+        let (a, rest) = scratch.split_at_mut(half);
+        let b = &mut rest[..half];
+        for (q, &p) in a.iter_mut().zip(pixels) {
+            *q = p ^ 0x80; // q = p - 128
+        }
+        let (mut cur, mut next) = (a, b);
+        for layer in &self.layers {
+            // x: (images, in_dim) int8 -> y: (images, out_dim) int8
+            batch_layer(
+                isa,
+                layer,
+                images,
+                &cur[..images * layer.in_dim],
+                &mut next[..images * layer.out_dim],
+            )?;
+            core::mem::swap(&mut cur, &mut next);
+        }
+        for (o, &q) in out.iter_mut().zip(cur.iter()) {
+            *o = q as i8;
+        }
+        Ok(())
+    }
+
     /// The predicted class of an int8 model, in integers only: the arg-max
     /// of the int8 logits (the first on a tie), or for a one-output model, 1
     /// when the logit is positive (its code above the zero point).
@@ -255,8 +355,15 @@ impl<'a> Model<'a> {
         let n = self.output_len();
         let logits = logits.get_mut(..n).ok_or(Error::BadDimension)?;
         self.infer_i8(pixels, scratch, logits)?;
+        Ok(self.class_of_i8(logits))
+    }
+
+    /// The class the int8 `logits` of this model say, in integers: the
+    /// arg-max (the first on a tie), or for one output, 1 when the logit's
+    /// code is above the zero point. [`Model::predict_i8`] decides so.
+    pub fn class_of_i8(&self, logits: &[i8]) -> usize {
         if let [one] = logits {
-            return Ok(usize::from(*one as i32 > self.output_quant().zero_point));
+            return usize::from(*one as i32 > self.output_quant().zero_point);
         }
         let mut best = 0;
         for (i, &v) in logits.iter().enumerate() {
@@ -264,7 +371,7 @@ impl<'a> Model<'a> {
                 best = i;
             }
         }
-        Ok(best)
+        best
     }
 
     /// The predicted class on either kind of model (see [`Model::predict_i8`];
@@ -291,6 +398,50 @@ impl<'a> Model<'a> {
         }
         Ok(best)
     }
+}
+
+/// One layer of [`Model::infer_batch_i8`]: row chunks outermost (their
+/// weights stay in cache across the image groups), then groups of images.
+fn batch_layer(
+    isa: Isa,
+    layer: &Layer<'_>,
+    images: usize,
+    x: &[u8],
+    y: &mut [u8],
+) -> Result<(), Error> {
+    let (n, m) = (layer.in_dim, layer.out_dim);
+    let x = as_i8(x);
+    let w = as_i8(layer.weight);
+    let mut sums = [0i32; CHUNK];
+    let mut acc = [0i32; GROUP * CHUNK];
+    for c0 in (0..m).step_by(CHUNK) {
+        let rows_n = CHUNK.min(m - c0);
+        let rows = &w[c0 * n..(c0 + rows_n) * n];
+        let sums = &mut sums[..rows_n];
+        if batch_needs_sums(isa) {
+            row_sums_on(isa, rows, n, sums);
+        }
+        for g0 in (0..images).step_by(GROUP) {
+            let g = GROUP.min(images - g0);
+            let acc = &mut acc[..g * rows_n];
+            dots_i8_batch_checked(isa, &x[g0 * n..(g0 + g) * n], n, rows, sums, acc)?;
+            for (i, accs) in acc.chunks_exact(rows_n).enumerate() {
+                let out = &mut y[(g0 + i) * m + c0..(g0 + i) * m + c0 + rows_n];
+                let bias = layer.bias[4 * c0..4 * (c0 + rows_n)].chunks_exact(4);
+                let rq = layer.requant[8 * c0..8 * (c0 + rows_n)].chunks_exact(8);
+                for (((o, a), b), r) in out.iter_mut().zip(accs).zip(bias).zip(rq) {
+                    let rq = Requant {
+                        multiplier: le_i32(r, 0),
+                        shift: le_i32(r, 1) as u32,
+                    };
+                    // Parse bounds |bias| <= 2^30 and in_dim <= 2^16: no overflow.
+                    let total = a.wrapping_add(le_i32(b, 0));
+                    *o = requantize(total, rq, layer.output.zero_point, layer.relu) as u8;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The most outputs [`Model::predict`] handles (logits live on its stack).

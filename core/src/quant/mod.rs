@@ -61,6 +61,77 @@ pub fn dots_i8_on(isa: Isa, x: &[i8], w: &[i8], acc: &mut [i32]) -> Result<(), E
     dots_i8_checked_weights(isa, x, w, acc)
 }
 
+/// Whether [`dots_i8_batch_checked`] takes the row sums [`row_sums_on`]
+/// computes (the VNNI path's unsigned shift needs them); other paths skip
+/// computing them.
+pub(crate) fn batch_needs_sums(isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        isa == Isa::Avx512 && isa.is_supported() && Isa::has_vnni()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        false
+    }
+}
+
+/// `sums[c] = Σ_i w[c·n + i]`, for [`dots_i8_batch_checked`].
+pub(crate) fn row_sums_on(isa: Isa, w: &[i8], n: usize, sums: &mut [i32]) {
+    if sums.len().checked_mul(n) != Some(w.len()) {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if batch_needs_sums(isa) {
+        // SAFETY: batch_needs_sums() confirmed avx512f+bw and avx512vnni;
+        // w.len() == sums.len() * n was checked above.
+        unsafe { x86_64::avx512vnni_batch::row_sums(w, n, sums) };
+        return;
+    }
+    let _ = isa;
+    for (c, s) in sums.iter_mut().enumerate() {
+        *s = w[c * n..(c + 1) * n].iter().map(|&v| v as i32).sum();
+    }
+}
+
+/// Several images at once: `acc[b·m + c] = Σ_i xs[b·n + i] · w[c·n + i]`
+/// for the `xs.len() / n` images of `xs` and the `m = w.len() / n` rows of
+/// `w`, exact, the same bits as [`dots_i8`] image by image. `sums` holds the
+/// rows' weight sums ([`row_sums_on`]) where [`batch_needs_sums`] says so.
+/// With AVX-512 VNNI each weight load serves a block of images; other paths
+/// run image by image.
+pub(crate) fn dots_i8_batch_checked(
+    isa: Isa,
+    xs: &[i8],
+    n: usize,
+    w: &[i8],
+    sums: &[i32],
+    acc: &mut [i32],
+) -> Result<(), Error> {
+    if n == 0 || n > MAX_IN || !xs.len().is_multiple_of(n) || !w.len().is_multiple_of(n) {
+        return Err(Error::BadDimension);
+    }
+    let (images, m) = (xs.len() / n, w.len() / n);
+    if acc.len() != images * m || sums.len() != m {
+        return Err(Error::ShapeMismatch {
+            expected: images * m,
+            got: acc.len(),
+        });
+    }
+    #[cfg(target_arch = "x86_64")]
+    if batch_needs_sums(isa) {
+        // SAFETY: batch_needs_sums() confirmed avx512f+bw and avx512vnni;
+        // every length was checked above; the weights are a parsed blob's
+        // (no -128) and n <= MAX_IN.
+        unsafe { x86_64::avx512vnni_batch::dots_i8_batch(xs, n, w, sums, acc) };
+        return Ok(());
+    }
+    for (x, a) in xs.chunks_exact(n).zip(acc.chunks_exact_mut(m)) {
+        dots_i8_checked_weights(isa, x, w, a)?;
+    }
+    Ok(())
+}
+
 /// [`dots_i8_on`] for weights already known to hold no −128 (a parsed blob's).
 pub(crate) fn dots_i8_checked_weights(
     isa: Isa,
