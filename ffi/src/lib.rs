@@ -402,6 +402,89 @@ mod tests {
         let _: extern "C" fn(i32) -> *const c_char = ember_strerror;
     }
 
+    /// A whole call sequence on a real (tiny) blob, as C would make it: the
+    /// logits and the class equal the core's own; Miri runs this in CI.
+    #[test]
+    fn open_infer_predict_match_the_core() {
+        use ember::blob::{LayerData, LayerSpec};
+        use ember::quant::{ActQuant, Requant};
+        let w: [i8; 12] = [1, -2, 3, -4, 5, 6, -7, 8, 127, -127, 0, 64];
+        let rq = [Requant::from_real(0.01).unwrap(); 3];
+        let layer = LayerSpec {
+            in_dim: 4,
+            out_dim: 3,
+            relu: false,
+            data: LayerData::Int8 {
+                weight: &w,
+                bias: &[100, -200, 300],
+                requant: &rq,
+                output: ActQuant {
+                    scale: 0.1,
+                    zero_point: 0,
+                },
+            },
+        };
+        #[repr(C, align(16))]
+        struct A([u8; 256]);
+        let mut a = A([0; 256]);
+        let n = blob::write(0, &[layer], &mut a.0).unwrap();
+        let core = blob::parse(&a.0[..n]).unwrap();
+        let px = [255u8, 0, 128, 64];
+        let mut scratch = [0u8; 64];
+        let mut want = [0i8; 3];
+        core.infer_i8(&px, &mut scratch, &mut want).unwrap();
+        let mut m = ember_model_t {
+            opaque: [0; EMBER_MODEL_WORDS],
+        };
+        let mut got = [0i8; 3];
+        // SAFETY: every pointer is valid for the lengths passed.
+        unsafe {
+            assert_eq!(ember_open(a.0.as_ptr(), n, &mut m), EMBER_OK);
+            assert_eq!((ember_input_len(&m), ember_output_len(&m)), (4, 3));
+            let need = ember_scratch_bytes(&m);
+            assert_eq!(need, core.scratch_bytes());
+            assert_eq!(
+                ember_infer_u8(
+                    &m,
+                    px.as_ptr(),
+                    scratch.as_mut_ptr(),
+                    need,
+                    got.as_mut_ptr(),
+                    3
+                ),
+                EMBER_OK
+            );
+            assert_eq!(got, want);
+            assert_eq!(
+                ember_predict_u8(&m, px.as_ptr(), scratch.as_mut_ptr(), need),
+                core.predict_i8(&px, &mut scratch).unwrap() as i32
+            );
+            assert_eq!(
+                ember_infer_u8(
+                    &m,
+                    px.as_ptr(),
+                    scratch.as_mut_ptr(),
+                    need - 1,
+                    got.as_mut_ptr(),
+                    3
+                ),
+                EMBER_ERR_SCRATCH
+            );
+            let mut y = [0f32; 3];
+            assert_eq!(
+                ember_infer_f32(
+                    &m,
+                    px.as_ptr(),
+                    scratch.as_mut_ptr(),
+                    need,
+                    y.as_mut_ptr(),
+                    3
+                ),
+                EMBER_ERR_DTYPE
+            );
+        }
+    }
+
     #[test]
     fn bad_arguments_are_refused() {
         let mut m = ember_model_t {
