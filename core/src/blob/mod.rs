@@ -11,7 +11,7 @@
 
 use crate::buffer::as_i8;
 use crate::quant::{
-    batch_needs_sums, dots_i8_batch_checked, dots_i8_checked_weights, requantize, row_sums_on,
+    batch_needs_sums, dots_i8_checked_weights, dots_u8_batch_checked, requantize, row_sums_on,
     ActQuant, Requant,
 };
 use crate::Isa;
@@ -323,23 +323,23 @@ impl<'a> Model<'a> {
         let half = need / 2;
         let (a, rest) = scratch.split_at_mut(half);
         let b = &mut rest[..half];
+        // The VNNI path keeps activations shifted to unsigned (x + 128: the
+        // pixel itself for the input), the others as int8 (q = p - 128).
+        let unsigned = batch_needs_sums(isa);
+        let flip = if unsigned { 0 } else { 0x80 };
         for (q, &p) in a.iter_mut().zip(pixels) {
-            *q = p ^ 0x80; // q = p - 128
+            *q = p ^ flip;
         }
         let (mut cur, mut next) = (a, b);
         for layer in &self.layers {
             // x: (images, in_dim) int8 -> y: (images, out_dim) int8
-            batch_layer(
-                isa,
-                layer,
-                images,
-                &cur[..images * layer.in_dim],
-                &mut next[..images * layer.out_dim],
-            )?;
+            let x = &cur[..images * layer.in_dim];
+            let y = &mut next[..images * layer.out_dim];
+            batch_layer(isa, unsigned, layer, images, x, y)?;
             core::mem::swap(&mut cur, &mut next);
         }
         for (o, &q) in out.iter_mut().zip(cur.iter()) {
-            *o = q as i8;
+            *o = (q ^ (0x80 - flip)) as i8;
         }
         Ok(())
     }
@@ -402,41 +402,58 @@ impl<'a> Model<'a> {
 
 /// One layer of [`Model::infer_batch_i8`]: row chunks outermost (their
 /// weights stay in cache across the image groups), then groups of images.
+/// With `unsigned`, activations in and out are shifted to unsigned
+/// (`x + 128`) for the VNNI kernel; otherwise they are plain int8.
 fn batch_layer(
     isa: Isa,
+    unsigned: bool,
     layer: &Layer<'_>,
     images: usize,
     x: &[u8],
     y: &mut [u8],
 ) -> Result<(), Error> {
     let (n, m) = (layer.in_dim, layer.out_dim);
-    let x = as_i8(x);
     let w = as_i8(layer.weight);
     let mut sums = [0i32; CHUNK];
     let mut acc = [0i32; GROUP * CHUNK];
+    let mut bias = [0i32; CHUNK];
+    let mut rqs = [Requant {
+        multiplier: 0,
+        shift: 0,
+    }; CHUNK];
+    let flip = if unsigned { 0x80u8 } else { 0 };
     for c0 in (0..m).step_by(CHUNK) {
         let rows_n = CHUNK.min(m - c0);
         let rows = &w[c0 * n..(c0 + rows_n) * n];
         let sums = &mut sums[..rows_n];
-        if batch_needs_sums(isa) {
+        if unsigned {
             row_sums_on(isa, rows, n, sums);
+        }
+        // Decoded once per chunk, not once per image.
+        for (r, (b, q)) in bias.iter_mut().zip(rqs.iter_mut()).take(rows_n).enumerate() {
+            *b = le_i32(layer.bias, c0 + r);
+            *q = Requant {
+                multiplier: le_i32(layer.requant, 2 * (c0 + r)),
+                shift: le_i32(layer.requant, 2 * (c0 + r) + 1) as u32,
+            };
         }
         for g0 in (0..images).step_by(GROUP) {
             let g = GROUP.min(images - g0);
             let acc = &mut acc[..g * rows_n];
-            dots_i8_batch_checked(isa, &x[g0 * n..(g0 + g) * n], n, rows, sums, acc)?;
+            let xs = &x[g0 * n..(g0 + g) * n];
+            if unsigned {
+                dots_u8_batch_checked(isa, xs, n, rows, sums, acc)?;
+            } else {
+                for (xi, a) in as_i8(xs).chunks_exact(n).zip(acc.chunks_exact_mut(rows_n)) {
+                    dots_i8_checked_weights(isa, xi, rows, a)?;
+                }
+            }
             for (i, accs) in acc.chunks_exact(rows_n).enumerate() {
                 let out = &mut y[(g0 + i) * m + c0..(g0 + i) * m + c0 + rows_n];
-                let bias = layer.bias[4 * c0..4 * (c0 + rows_n)].chunks_exact(4);
-                let rq = layer.requant[8 * c0..8 * (c0 + rows_n)].chunks_exact(8);
-                for (((o, a), b), r) in out.iter_mut().zip(accs).zip(bias).zip(rq) {
-                    let rq = Requant {
-                        multiplier: le_i32(r, 0),
-                        shift: le_i32(r, 1) as u32,
-                    };
+                for (((o, a), b), rq) in out.iter_mut().zip(accs).zip(&bias).zip(&rqs) {
                     // Parse bounds |bias| <= 2^30 and in_dim <= 2^16: no overflow.
-                    let total = a.wrapping_add(le_i32(b, 0));
-                    *o = requantize(total, rq, layer.output.zero_point, layer.relu) as u8;
+                    let total = a.wrapping_add(*b);
+                    *o = (requantize(total, *rq, layer.output.zero_point, layer.relu) as u8) ^ flip;
                 }
             }
         }

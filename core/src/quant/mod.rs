@@ -94,15 +94,15 @@ pub(crate) fn row_sums_on(isa: Isa, w: &[i8], n: usize, sums: &mut [i32]) {
     }
 }
 
-/// Several images at once: `acc[b·m + c] = Σ_i xs[b·n + i] · w[c·n + i]`
-/// for the `xs.len() / n` images of `xs` and the `m = w.len() / n` rows of
-/// `w`, exact, the same bits as [`dots_i8`] image by image. `sums` holds the
-/// rows' weight sums ([`row_sums_on`]) where [`batch_needs_sums`] says so.
-/// With AVX-512 VNNI each weight load serves a block of images; other paths
-/// run image by image.
-pub(crate) fn dots_i8_batch_checked(
+/// Several images at once, activations shifted to unsigned:
+/// `acc[b·m + c] = Σ_i (xs[b·n + i] − 128) · w[c·n + i]` for the
+/// `xs.len() / n` images of `xs` (each `x + 128`: the raw pixels for a first
+/// layer) and the `m = w.len() / n` rows of `w`, exact: the same integers as
+/// [`dots_i8`] on `x`. `sums` holds the rows' weight sums ([`row_sums_on`]).
+/// Only the AVX-512 VNNI path takes this route ([`batch_needs_sums`]).
+pub(crate) fn dots_u8_batch_checked(
     isa: Isa,
-    xs: &[i8],
+    xs: &[u8],
     n: usize,
     w: &[i8],
     sums: &[i32],
@@ -121,15 +121,12 @@ pub(crate) fn dots_i8_batch_checked(
     #[cfg(target_arch = "x86_64")]
     if batch_needs_sums(isa) {
         // SAFETY: batch_needs_sums() confirmed avx512f+bw and avx512vnni;
-        // every length was checked above; the weights are a parsed blob's
-        // (no -128) and n <= MAX_IN.
-        unsafe { x86_64::avx512vnni_batch::dots_i8_batch(xs, n, w, sums, acc) };
+        // every length was checked above and n <= MAX_IN.
+        unsafe { x86_64::avx512vnni_batch::dots_u8_batch(xs, n, w, sums, acc) };
         return Ok(());
     }
-    for (x, a) in xs.chunks_exact(n).zip(acc.chunks_exact_mut(m)) {
-        dots_i8_checked_weights(isa, x, w, a)?;
-    }
-    Ok(())
+    let _ = isa;
+    Err(Error::IsaUnavailable)
 }
 
 /// [`dots_i8_on`] for weights already known to hold no −128 (a parsed blob's).

@@ -50,53 +50,98 @@ pub(crate) unsafe fn row_sums(w: &[i8], n: usize, sums: &mut [i32]) {
     }
 }
 
-/// For images `b0..b0 + B` and rows `c0..c0 + R`:
-/// `acc[b·m + c] = Σ_i (x[b·n + i] + 128) · w[c·n + i]` (the shifted sums).
+/// For images `b0..b0 + BB` and rows `c0..c0 + RR`:
+/// `acc[b·m + c] = Σ_i xs[b·n + i] · w[c·n + i] − 128 · sums[c]`, where the
+/// activations `xs` are already shifted to unsigned (`x + 128`).
 ///
 /// # Safety
 /// The CPU supports avx512f, avx512bw and avx512vnni; `xs` holds images
-/// `b0..b0 + B` of `n` bytes, `w` rows `c0..c0 + R` of `n` bytes, `acc`
-/// rows `b0..b0 + B` of `m` entries.
+/// `b0..b0 + BB` of `n` bytes, `w` rows `c0..c0 + RR` of `n` bytes, `sums`
+/// entries `c0..c0 + RR`, `acc` rows `b0..b0 + BB` of `m` entries.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
-unsafe fn block(xs: &[i8], w: &[i8], n: usize, m: usize, b0: usize, c0: usize, acc: &mut [i32]) {
-    let flip = _mm512_set1_epi8(i8::MIN);
-    let mut v = [[_mm512_setzero_si512(); R]; B];
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<const BB: usize, const RR: usize>(
+    xs: &[u8],
+    w: &[i8],
+    sums: &[i32],
+    n: usize,
+    m: usize,
+    b0: usize,
+    c0: usize,
+    acc: &mut [i32],
+) {
+    let mut v = [[_mm512_setzero_si512(); RR]; BB];
+    let full = n - n % 64;
     let mut i = 0;
-    while i < n {
-        let k = mask(i, n);
-        let mut x = [_mm512_setzero_si512(); B];
+    while i < full {
+        let mut x = [_mm512_setzero_si512(); BB];
         for (b, xv) in x.iter_mut().enumerate() {
-            // SAFETY: image b0 + b exists and the mask keeps the load in it.
-            let raw = unsafe { _mm512_maskz_loadu_epi8(k, xs.as_ptr().add((b0 + b) * n + i)) };
-            *xv = _mm512_xor_si512(raw, flip);
+            // SAFETY: image b0 + b exists and i + 64 <= n: inside it.
+            *xv = unsafe { _mm512_loadu_si512(xs.as_ptr().add((b0 + b) * n + i).cast()) };
         }
-        for r in 0..R {
-            // SAFETY: row c0 + r exists and the mask keeps the load in it.
-            let wv = unsafe { _mm512_maskz_loadu_epi8(k, w.as_ptr().add((c0 + r) * n + i)) };
+        for r in 0..RR {
+            // SAFETY: row c0 + r exists and i + 64 <= n: inside it.
+            let wv = unsafe { _mm512_loadu_si512(w.as_ptr().add((c0 + r) * n + i).cast()) };
             for (vb, xb) in v.iter_mut().zip(&x) {
                 vb[r] = _mm512_dpbusd_epi32(vb[r], *xb, wv);
             }
         }
         i += 64;
     }
+    if full < n {
+        // The tail through masked loads: lanes past the end read as 0.
+        let k = mask(full, n);
+        let mut x = [_mm512_setzero_si512(); BB];
+        for (b, xv) in x.iter_mut().enumerate() {
+            // SAFETY: image b0 + b exists and the mask keeps the load in it.
+            *xv =
+                unsafe { _mm512_maskz_loadu_epi8(k, xs.as_ptr().add((b0 + b) * n + full).cast()) };
+        }
+        for r in 0..RR {
+            // SAFETY: row c0 + r exists and the mask keeps the load in it.
+            let wv = unsafe { _mm512_maskz_loadu_epi8(k, w.as_ptr().add((c0 + r) * n + full)) };
+            for (vb, xb) in v.iter_mut().zip(&x) {
+                vb[r] = _mm512_dpbusd_epi32(vb[r], *xb, wv);
+            }
+        }
+    }
     for (b, row) in v.iter().enumerate() {
-        for (r, a) in row.iter().enumerate() {
-            acc[(b0 + b) * m + c0 + r] = _mm512_reduce_add_epi32(*a);
+        let out = &mut acc[(b0 + b) * m + c0..(b0 + b) * m + c0 + RR];
+        if RR == 4 {
+            // Four sums at once: halve each vector twice, then two rounds
+            // of pairwise adds across the four.
+            let q: [__m128i; 4] = core::array::from_fn(|r| {
+                let a = row[r % RR];
+                let y =
+                    _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64::<1>(a));
+                _mm_add_epi32(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y))
+            });
+            let s4 = _mm_hadd_epi32(_mm_hadd_epi32(q[0], q[1]), _mm_hadd_epi32(q[2], q[3]));
+            let mut t = [0i32; 4];
+            // SAFETY: t holds four i32.
+            unsafe { _mm_storeu_si128(t.as_mut_ptr().cast(), s4) };
+            for (r, (o, v)) in out.iter_mut().zip(t).enumerate() {
+                *o = v.wrapping_sub(sums[c0 + r].wrapping_mul(128));
+            }
+        } else {
+            for (r, (o, a)) in out.iter_mut().zip(row).enumerate() {
+                *o = _mm512_reduce_add_epi32(*a).wrapping_sub(sums[c0 + r].wrapping_mul(128));
+            }
         }
     }
 }
 
-/// `acc[b·m + c] = Σ_i xs[b·n + i] · w[c·n + i]` for every image b and row c
-/// (m = `sums.len()` rows, `sums` their weight sums from [`row_sums`]).
-/// Images and rows beyond whole blocks go through the one-image kernel.
+/// `acc[b·m + c] = Σ_i (xs[b·n + i] − 128) · w[c·n + i]` for every image b
+/// and row c: `xs` holds int8 activations shifted to unsigned (`x + 128`,
+/// the raw pixel for the first layer), `sums` the rows' weight sums from
+/// [`row_sums`], m = `sums.len()`.
 ///
 /// # Safety
 /// The CPU supports avx512f, avx512bw and avx512vnni; `xs.len() = images ·
-/// n`, `w.len() = m · n`, `acc.len() = images · m`, no weight is −128, and
-/// n ≤ 65536.
+/// n`, `w.len() = m · n`, `acc.len() = images · m`, n ≤ 65536.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(crate) unsafe fn dots_i8_batch(xs: &[i8], n: usize, w: &[i8], sums: &[i32], acc: &mut [i32]) {
+pub(crate) unsafe fn dots_u8_batch(xs: &[u8], n: usize, w: &[i8], sums: &[i32], acc: &mut [i32]) {
     let m = sums.len();
     let images = xs.len() / n;
     debug_assert_eq!(w.len(), m * n);
@@ -104,37 +149,31 @@ pub(crate) unsafe fn dots_i8_batch(xs: &[i8], n: usize, w: &[i8], sums: &[i32], 
     let whole_b = images - images % B;
     let whole_r = m - m % R;
     let mut b0 = 0;
-    while b0 < whole_b {
+    while b0 < images {
         let mut c0 = 0;
         while c0 < whole_r {
-            // SAFETY: images b0..b0+B and rows c0..c0+R exist (loop bounds).
-            unsafe { block(xs, w, n, m, b0, c0, acc) };
+            // SAFETY: the loop bounds keep images b0.. and rows c0.. inside
+            // xs, w, sums and acc (contract).
+            unsafe {
+                if b0 < whole_b {
+                    block::<B, R>(xs, w, sums, n, m, b0, c0, acc)
+                } else {
+                    block::<1, R>(xs, w, sums, n, m, b0, c0, acc)
+                }
+            };
             c0 += R;
         }
-        for b in b0..b0 + B {
-            let x = &xs[b * n..(b + 1) * n];
-            // The rows past whole blocks, for this image, one-image kernel.
-            // SAFETY: forwarded contract; lengths match by construction.
+        while c0 < m {
+            // SAFETY: as above, for the rows past whole blocks.
             unsafe {
-                super::avx512vnni::dots_i8(
-                    x,
-                    &w[whole_r * n..],
-                    &mut acc[b * m + whole_r..(b + 1) * m],
-                )
+                if b0 < whole_b {
+                    block::<B, 1>(xs, w, sums, n, m, b0, c0, acc)
+                } else {
+                    block::<1, 1>(xs, w, sums, n, m, b0, c0, acc)
+                }
             };
+            c0 += 1;
         }
-        for c in 0..whole_r {
-            // Shifted sums back to true ones: Σ x·w = Σ (x + 128)·w − 128·Σ w.
-            for b in b0..b0 + B {
-                let a = &mut acc[b * m + c];
-                *a = a.wrapping_sub(sums[c].wrapping_mul(128));
-            }
-        }
-        b0 += B;
-    }
-    for b in whole_b..images {
-        let x = &xs[b * n..(b + 1) * n];
-        // SAFETY: forwarded contract; lengths match by construction.
-        unsafe { super::avx512vnni::dots_i8(x, w, &mut acc[b * m..(b + 1) * m]) };
+        b0 += if b0 < whole_b { B } else { 1 };
     }
 }
