@@ -1,4 +1,4 @@
-//! ember against `matrixmultiply`, interleaved: on a host whose speed drifts
+//! ember against `matrixmultiply` and the `gemm` crate, interleaved: on a host whose speed drifts
 //! by 20% within a minute (this project's 2-vCPU guest), criterion's
 //! back-to-back groups can measure the two at different speeds. Here each
 //! round times every shape and layout, the two contenders back to back, each
@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 mod peers;
-use peers::{data, mm, SHAPES};
+use peers::{data, gemm_crate, mm, SHAPES};
 
 /// Rounds over all shapes and layouts.
 const ROUNDS: usize = 6;
@@ -38,11 +38,11 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let isa = Isa::active();
     println!(
-        "ember {} against matrixmultiply, interleaved, best of {ROUNDS} rounds (GFLOPS)\n",
+        "ember {} against matrixmultiply and gemm, interleaved, best of {ROUNDS} rounds (GFLOPS)\n",
         isa.name()
     );
-    println!("| shape | layout | ember | matrixmultiply | ember / mm |");
-    println!("|---|---|---|---|---|");
+    println!("| shape | layout | ember | matrixmultiply | gemm | ember / mm | ember / gemm |");
+    println!("|---|---|---|---|---|---|---|");
     let shapes = if full { SHAPES } else { &SHAPES[..1] };
     let mut cases = Vec::new();
     for &(m, k, n) in shapes {
@@ -58,11 +58,38 @@ fn main() {
             ));
         }
     }
+    // The peers compute the same products (a wrong stride would time
+    // something else).
+    for (_, layout, g) in &cases {
+        let (a, b) = (data(g.m * g.k, 1), data(g.k * g.n, 2));
+        let mut outs = [
+            vec![0.0f32; g.m * g.n],
+            vec![0.0f32; g.m * g.n],
+            vec![0.0f32; g.m * g.n],
+        ];
+        gemm_on(isa, g, &a, &b, &mut outs[0]).unwrap();
+        mm(g, &a, &b, &mut outs[1]);
+        gemm_crate(g, &a, &b, &mut outs[2]);
+        for o in &outs[1..] {
+            let err = o
+                .iter()
+                .zip(&outs[0])
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                err < 1e-3 * g.k as f32,
+                "{layout} ({},{},{}): {err}",
+                g.m,
+                g.k,
+                g.n
+            );
+        }
+    }
     // Rounds outermost: a slow spell of the host then costs one round of
     // every case, not every round of one case.
-    let mut best = vec![(0.0f64, 0.0f64); cases.len()];
+    let mut best = vec![(0.0f64, 0.0f64, 0.0f64); cases.len()];
     for _ in 0..if full { ROUNDS } else { 1 } {
-        for ((_, _, g), (ours, theirs)) in cases.iter().zip(&mut best) {
+        for ((_, _, g), (ours, theirs, faer)) in cases.iter().zip(&mut best) {
             let (a, b) = (data(g.m * g.k, 1), data(g.k * g.n, 2));
             let mut out = vec![0.0f32; g.m * g.n];
             let flops = 2.0 * (g.m * g.k * g.n) as f64;
@@ -72,12 +99,16 @@ fn main() {
             *theirs = theirs.max(gflops(flops, || {
                 mm(g, black_box(&a), black_box(&b), &mut out)
             }));
+            *faer = faer.max(gflops(flops, || {
+                gemm_crate(g, black_box(&a), black_box(&b), &mut out)
+            }));
         }
     }
-    for (((m, k, n), layout, _), (ours, theirs)) in cases.iter().zip(&best) {
+    for (((m, k, n), layout, _), (ours, theirs, faer)) in cases.iter().zip(&best) {
         println!(
-            "| ({m},{k},{n}) | {layout} | {ours:.1} | {theirs:.1} | {:.2} |",
-            ours / theirs
+            "| ({m},{k},{n}) | {layout} | {ours:.1} | {theirs:.1} | {faer:.1} | {:.2} | {:.2} |",
+            ours / theirs,
+            ours / faer
         );
     }
 }

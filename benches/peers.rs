@@ -56,6 +56,48 @@ pub fn naive(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     }
 }
 
+/// The peer: the `gemm` crate (faer's kernels; AVX-512 with its x86-v4
+/// feature), one thread, on the same layout through its strides.
+pub fn gemm_crate(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let (m, k, n) = (g.m, g.k, g.n);
+    // (column stride, row stride) of each operand.
+    let (lhs_cs, lhs_rs) = if g.trans_a {
+        (m as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    let (rhs_cs, rhs_rs) = if g.trans_b {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
+    // SAFETY: the slices hold m*k, k*n and m*n elements, matching the strides;
+    // dst = 0 * dst + 1 * lhs * rhs, dst not read.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            b.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 /// The peer: matrixmultiply's sgemm on the same layout, through its strides.
 pub fn mm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     let (m, k, n) = (g.m, g.k, g.n);
