@@ -8,7 +8,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::*;
 
@@ -20,6 +20,29 @@ fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.env_remove("RUSTFLAGS").env_remove("CARGO_TARGET_DIR");
     c
+}
+
+/// Compiles one C file against ember.h (and headers in `include`) and the
+/// hosted libember_ffi.a, warnings as errors.
+fn compile_c(source: &Path, include: &Path, exe: &Path) {
+    let ffi = root().join("ffi");
+    let o = Command::new("cc")
+        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-std=c11", "-I"])
+        .arg(ffi.join("include"))
+        .arg("-I")
+        .arg(include)
+        .arg(source)
+        .arg(ffi.join("target/release/libember_ffi.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(exe)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "cc {}: {:?}",
+        source.display(),
+        text(&o)
+    );
 }
 
 #[test]
@@ -53,6 +76,8 @@ fn c_programs_run_embers_models_bit_for_bit() {
         dir.join("m.bin").to_str().unwrap(),
         "--vectors",
         vectors.to_str().unwrap(),
+        "--c-header",
+        dir.join("model.h").to_str().unwrap(),
     ]);
     let f32_blob = dir.join("f32.bin");
     ok(&[
@@ -75,16 +100,7 @@ fn c_programs_run_embers_models_bit_for_bit() {
         .unwrap();
     assert!(st.success(), "libember_ffi.a (hosted) builds");
     let exe = dir.join("host_test");
-    let o = Command::new("cc")
-        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-std=c11", "-I"])
-        .arg(ffi.join("include"))
-        .arg(ffi.join("tests/host_test.c"))
-        .arg(ffi.join("target/release/libember_ffi.a"))
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
-        .arg(&exe)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cc: {:?}", text(&o));
+    compile_c(&ffi.join("tests/host_test.c"), &dir, &exe);
     let o = Command::new(&exe)
         .arg(&vectors)
         .arg(&f32_blob)
@@ -98,18 +114,6 @@ fn c_programs_run_embers_models_bit_for_bit() {
     assert!(out.contains("100 images, 0 logits differ"), "{out}");
 
     // The generated header with the lines its comment shows.
-    let header = dir.join("model.h");
-    ok(&[
-        "export",
-        "--data",
-        d,
-        "--model",
-        ck.to_str().unwrap(),
-        "--out",
-        dir.join("h.bin").to_str().unwrap(),
-        "--c-header",
-        header.to_str().unwrap(),
-    ]);
     let c = dir.join("header_main.c");
     std::fs::write(
         &c,
@@ -122,18 +126,7 @@ fn c_programs_run_embers_models_bit_for_bit() {
     )
     .unwrap();
     let exe2 = dir.join("header_main");
-    let o = Command::new("cc")
-        .args(["-O2", "-Wall", "-Werror", "-std=c11", "-I"])
-        .arg(ffi.join("include"))
-        .arg("-I")
-        .arg(&dir)
-        .arg(&c)
-        .arg(ffi.join("target/release/libember_ffi.a"))
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
-        .arg(&exe2)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cc: {:?}", text(&o));
+    compile_c(&c, &dir, &exe2);
     let o = Command::new(&exe2).output().unwrap();
     assert!(
         o.status.success() && text(&o).0.contains("blank image: "),

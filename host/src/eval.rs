@@ -11,7 +11,7 @@ use crate::export::{self, BlobBytes};
 use crate::par::Pool;
 use crate::report::{Confusion, TopLoss};
 use crate::task::Task;
-use crate::train::{classes_of, predict_logits};
+use crate::train::{mean_loss, predict_logits};
 use ember::blob::Dtype;
 
 /// The weights of a loaded model.
@@ -78,8 +78,44 @@ impl Loaded {
     }
 }
 
-/// Real-valued logits of `images` (u8 pixels), `outputs()` per image:
-/// int8 blobs' logits dequantized. Blobs run image by image over the pool.
+/// A blob's real-valued logits for a share of the images: int8 models by
+/// the batched integer inference, dequantized (`s · (q − z)`, strictly
+/// increasing in the code `q`, so the arg-max and the sign are the integer
+/// decision the device makes), f32 models image by image.
+fn blob_logits(b: &BlobBytes, images: &[u8]) -> Result<Vec<f32>> {
+    let model = b.model()?;
+    let k = model.output_len();
+    let mut out = vec![0.0f32; images.len() / PIXELS * k];
+    match model.dtype {
+        Dtype::Int8 => {
+            // 256 images a call: each weight load serves a block of them.
+            let mut scratch = vec![0u8; model.batch_scratch_bytes(256).unwrap_or(0)];
+            let mut q = vec![0i8; 256 * k];
+            let oq = model.output_quant();
+            for (chunk, o) in images.chunks(256 * PIXELS).zip(out.chunks_mut(256 * k)) {
+                let q = &mut q[..o.len()];
+                model
+                    .infer_batch_i8(chunk, &mut scratch, q)
+                    .map_err(anyhow::Error::msg)?;
+                for (y, &v) in o.iter_mut().zip(q.iter()) {
+                    *y = oq.scale * (v as i32 - oq.zero_point) as f32;
+                }
+            }
+        }
+        Dtype::F32 => {
+            let mut scratch = vec![0u8; model.scratch_bytes()];
+            for (img, o) in images.chunks_exact(PIXELS).zip(out.chunks_exact_mut(k)) {
+                model
+                    .infer_f32(img, &mut scratch, o)
+                    .map_err(anyhow::Error::msg)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Real-valued logits of `images` (u8 pixels), `outputs()` per image; a
+/// blob runs over the pool's threads.
 pub fn logits(m: &Loaded, pool: &Pool, images: &[u8]) -> Result<Vec<f32>> {
     match &m.weights {
         Weights::Checkpoint(c) => predict_logits(pool, &c.mlp, &c.params, &to_f32(images)),
@@ -97,97 +133,16 @@ pub fn logits(m: &Loaded, pool: &Pool, images: &[u8]) -> Result<Vec<f32>> {
     }
 }
 
-fn blob_logits(b: &BlobBytes, images: &[u8]) -> Result<Vec<f32>> {
-    let model = b.model()?;
-    let mut scratch = vec![0u8; model.scratch_bytes()];
-    let n = model.output_len();
-    let mut out = Vec::with_capacity(images.len() / PIXELS * n);
-    let mut q = vec![0i8; n];
-    let mut y = vec![0.0f32; n];
-    let oq = model.output_quant();
-    for img in images.chunks_exact(PIXELS) {
-        match model.dtype {
-            Dtype::Int8 => {
-                model
-                    .infer_i8(img, &mut scratch, &mut q)
-                    .map_err(anyhow::Error::msg)?;
-                out.extend(
-                    q.iter()
-                        .map(|&v| oq.scale * (v as i32 - oq.zero_point) as f32),
-                );
-            }
-            Dtype::F32 => {
-                model
-                    .infer_f32(img, &mut scratch, &mut y)
-                    .map_err(anyhow::Error::msg)?;
-                out.extend_from_slice(&y);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Predicted classes of `images`. int8 blobs decide in integers (the arg-max
-/// of the int8 logits, as the device does), so ties resolve as on the device.
-pub fn predict_classes(m: &Loaded, pool: &Pool, images: &[u8]) -> Result<Vec<usize>> {
-    if let Weights::Blob(b) = &m.weights {
-        let n = images.len() / PIXELS;
-        let parts = pool.map_shares(n, &|r| -> Result<Vec<usize>> {
-            let model = b.model()?;
-            let mine = &images[r.start * PIXELS..r.end * PIXELS];
-            if model.dtype == Dtype::Int8 {
-                // Batched integer inference, 256 images a call, decided in
-                // integers as the device decides.
-                let k = model.output_len();
-                let mut scratch = vec![0u8; model.batch_scratch_bytes(256).unwrap_or(0)];
-                let mut logits = vec![0i8; 256 * k];
-                let mut out = Vec::with_capacity(r.len());
-                for chunk in mine.chunks(256 * PIXELS) {
-                    let l = &mut logits[..chunk.len() / PIXELS * k];
-                    model
-                        .infer_batch_i8(chunk, &mut scratch, l)
-                        .map_err(anyhow::Error::msg)?;
-                    out.extend(l.chunks_exact(k).map(|row| model.class_of_i8(row)));
-                }
-                return Ok(out);
-            }
-            let mut scratch = vec![0u8; model.scratch_bytes()];
-            mine.chunks_exact(PIXELS)
-                .map(|img| model.predict(img, &mut scratch).map_err(anyhow::Error::msg))
-                .collect()
-        });
-        let mut out = Vec::with_capacity(n);
-        for p in parts {
-            out.extend(p?);
-        }
-        return Ok(out);
-    }
-    let l = logits(m, pool, images)?;
-    Ok(classes_of(m.task, &l, m.outputs()))
-}
-
-/// Each image's loss (cross-entropy, or binary cross-entropy for 3v7) and
-/// the probability given to its true class, from its logits.
-pub fn losses(task: Task, logits: &[f32], labels: &[u8]) -> Vec<(f64, f64)> {
-    let k = task.outputs();
+/// Each image's loss (cross-entropy, or binary cross-entropy for 3v7, by
+/// the core's loss functions, as training computes them) and the
+/// probability it gives the true class, `e^−loss`.
+pub fn losses(task: Task, logits: &[f32], labels: &[u8]) -> Result<Vec<(f64, f64)>> {
     logits
-        .chunks_exact(k)
+        .chunks_exact(task.outputs())
         .zip(labels)
         .map(|(row, &label)| {
-            let t = label as usize;
-            if task == Task::ThreeSeven {
-                let x = row[0] as f64;
-                let p7 = 1.0 / (1.0 + (-x).exp());
-                let p = if t == 1 { p7 } else { 1.0 - p7 };
-                // max(x, 0) − x·y + ln(1 + e^−|x|), stable for any x.
-                let loss = x.max(0.0) - x * t as f64 + (-x.abs()).exp().ln_1p();
-                (loss, p)
-            } else {
-                let m = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
-                let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
-                let loss = (m - row[t] as f64) + s.ln();
-                (loss, (-loss).exp())
-            }
+            let loss = mean_loss(task, row, &[label])?;
+            Ok((loss, (-loss).exp()))
         })
         .collect()
 }
@@ -201,11 +156,11 @@ pub fn top_losses(
     pred: &[usize],
     index: &[usize],
     k: usize,
-) -> Vec<TopLoss> {
-    let l = losses(task, logits, labels);
+) -> Result<Vec<TopLoss>> {
+    let l = losses(task, logits, labels)?;
     let mut order: Vec<usize> = (0..l.len()).collect();
     order.sort_by(|&a, &b| l[b].0.total_cmp(&l[a].0).then(a.cmp(&b)));
-    order
+    Ok(order
         .into_iter()
         .take(k)
         .map(|i| TopLoss {
@@ -215,7 +170,7 @@ pub fn top_losses(
             loss: l[i].0,
             probability: l[i].1,
         })
-        .collect()
+        .collect())
 }
 
 /// The confusion matrix: rows the true class, columns the predicted one.
@@ -254,6 +209,7 @@ pub fn most_confused(task: Task, conf: &[Vec<usize>], k: usize) -> Vec<Confusion
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::classes_of;
 
     #[test]
     fn losses_confusion_and_top_losses() {
@@ -262,10 +218,10 @@ mod tests {
         logits[3] = 10.0; // row 0 says 3
         logits[10 + 5] = 10.0; // row 1 says 5
         let labels = [3u8, 8];
-        let l = losses(Task::Digits, &logits, &labels);
+        let l = losses(Task::Digits, &logits, &labels).unwrap();
         assert!(l[0].0 < 0.01 && l[1].0 > 9.0 && l[0].1 > 0.99);
         let pred = classes_of(Task::Digits, &logits, 10);
-        let top = top_losses(Task::Digits, &logits, &labels, &pred, &[40, 41], 1);
+        let top = top_losses(Task::Digits, &logits, &labels, &pred, &[40, 41], 1).unwrap();
         assert_eq!(
             (
                 top[0].index,
@@ -283,7 +239,7 @@ mod tests {
             ("8", "5", 1)
         );
         // 3v7: a huge logit keeps a finite loss.
-        let l = losses(Task::ThreeSeven, &[-1000.0], &[1]); // a seven
+        let l = losses(Task::ThreeSeven, &[-1000.0], &[1]).unwrap(); // a seven
         assert!((l[0].0 - 1000.0).abs() < 1e-9);
     }
 }

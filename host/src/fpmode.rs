@@ -25,16 +25,12 @@ pub fn flush_subnormals() {
 
 /// Whether the calling thread flushes subnormals.
 pub fn flushing() -> bool {
-    get()
+    imp::get()
 }
 
 /// Sets or clears the calling thread's flush modes.
 pub fn set(on: bool) {
     imp::set(on);
-}
-
-fn get() -> bool {
-    imp::get()
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use crate::args::EvalArgs;
 use crate::data::{self, Split};
-use crate::eval::{confusion, load_model, logits, most_confused, predict_classes, top_losses};
+use crate::eval::{confusion, load_model, logits, most_confused, top_losses};
 use crate::interrupt;
 use crate::par::{capped_threads, Pool};
 use crate::report::{self, EvalReport};
@@ -33,7 +33,9 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let index = m.task.kept(&all);
     let test = m.task.filter(&all);
     interrupt::check("eval stopped")?;
-    let pred = predict_classes(&m, &pool, &test.images)?;
+    // One pass: int8 blobs' dequantized logits keep the integer decision.
+    let l = logits(&m, &pool, &test.images)?;
+    let pred = classes_of(m.task, &l, m.outputs());
     interrupt::check("eval stopped")?;
     let acc = accuracy(&pred, &test.labels)?;
     let conf = confusion(m.task, &pred, &test.labels);
@@ -46,16 +48,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         })
         .collect();
     let top = match a.top_losses {
-        Some(k) => {
-            let l = logits(&m, &pool, &test.images)?;
-            // The same decisions as above, from the real-valued logits.
-            let p = if m.kind == "int8" {
-                pred.clone()
-            } else {
-                classes_of(m.task, &l, m.outputs())
-            };
-            Some(top_losses(m.task, &l, &test.labels, &p, &index, k))
-        }
+        Some(k) => Some(top_losses(m.task, &l, &test.labels, &pred, &index, k)?),
         None => None,
     };
     let confused = a.most_confused.map(|k| most_confused(m.task, &conf, k));

@@ -82,11 +82,6 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     }
 }
 
-/// The path of a standard file in `dir`: the raw name or the name plus `.gz`.
-pub fn find(dir: &Path, name: &str) -> Option<PathBuf> {
-    present(dir, name).ok().flatten()
-}
-
 /// The two file names of a split, images first.
 pub fn split_files(split: Split) -> [&'static str; 2] {
     match split {

@@ -360,6 +360,15 @@ pub fn mean_loss(task: Task, logits: &[f32], labels: &[u8]) -> Result<f64> {
     Ok(l.map_err(|e| anyhow::anyhow!("loss: {e}"))? as f64)
 }
 
+/// Sets a pool back to parallel when dropped (see [`Tuner`]).
+struct RestoreParallel<'a>(&'a Pool);
+
+impl Drop for RestoreParallel<'_> {
+    fn drop(&mut self) {
+        self.0.set_serial(false);
+    }
+}
+
 /// A held-out set as the network sees it, scored after every epoch.
 pub struct Holdout<'a> {
     /// The images as f32.
@@ -442,6 +451,9 @@ pub fn fit(
     let mut out = Vec::new();
     let mut step = 0;
     let mut tuner = Tuner::new(pool.threads());
+    // Whichever way fit ends (done, stopped, diverged), the pool is left
+    // parallel for whatever runs after it.
+    let _restore = RestoreParallel(pool);
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
         let order = shuffled(n, cfg.seed.wrapping_add(epoch as u64 * 7919));

@@ -1,9 +1,10 @@
 //! AVX-512 VNNI, a block of images at a time: each weight vector loaded once
 //! serves [`B`] images, each image vector [`R`] rows.
 //!
-//! `vpdpbusd` multiplies unsigned by signed bytes. An int8 activation `x`
-//! becomes the unsigned `x + 128` by flipping its top bit, and the shift is
-//! taken back out with the row's weight sum:
+//! `vpdpbusd` multiplies unsigned by signed bytes. The activations arrive
+//! shifted to unsigned, `x + 128` (`Model::infer_batch_i8` keeps them so
+//! between layers; for the first layer it is the raw pixel), and the shift
+//! is taken back out with the row's weight sum:
 //! `Σ x·w = Σ (x + 128)·w − 128 · Σ w`. Every product and sum is an exact
 //! integer (the largest, `65536 · 255 · 127`, fits in i32), so the result
 //! is bit for bit the reference's. Tails are masked loads: lanes past the
