@@ -1,6 +1,8 @@
 //! Picks the memory layout of the board for the target, and points the
 //! firmware at its test data: `EMBER_FIRMWARE_DATA` (a folder written by
-//! `ember export --vectors`), else the committed `data/`.
+//! `ember export --vectors`), else the committed `data/`; and the fine-tune
+//! binary at its own: `EMBER_FINETUNE_DATA` (written by `ember fine-tune
+//! --on-device-sim --vectors`), else the committed `data/finetune/`.
 use std::path::PathBuf;
 
 fn main() {
@@ -18,6 +20,11 @@ fn main() {
     )
     .unwrap();
     println!("cargo:rustc-link-search={}", out.display());
+    // Cortex-M4 has a DWT cycle counter; Cortex-M0 has none.
+    println!("cargo:rustc-check-cfg=cfg(has_cycle_counter)");
+    if target.starts_with("thumbv7") {
+        println!("cargo:rustc-cfg=has_cycle_counter");
+    }
     println!("cargo:rerun-if-changed=memory");
     println!("cargo:rerun-if-env-changed=EMBER_FIRMWARE_DATA");
     let data = match std::env::var_os("EMBER_FIRMWARE_DATA") {
@@ -40,5 +47,28 @@ fn main() {
         println!("cargo:rerun-if-changed={}", p.display());
     }
     println!("cargo:rustc-env=EMBER_DATA_DIR={}", data.display());
+    println!("cargo:rerun-if-env-changed=EMBER_FINETUNE_DATA");
+    let finetune = match std::env::var_os("EMBER_FINETUNE_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => manifest.join("data/finetune"),
+    };
+    for f in [
+        "model.bin",
+        "train.bin",
+        "train_labels.bin",
+        "test.bin",
+        "test_labels.bin",
+        "expected.bin",
+        "meta.rs",
+    ] {
+        let p = finetune.join(f);
+        assert!(
+            p.is_file(),
+            "{} is missing: run `ember fine-tune --on-device-sim --vectors` (see firmware/README.md)",
+            p.display()
+        );
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    println!("cargo:rustc-env=EMBER_FINETUNE_DIR={}", finetune.display());
     println!("cargo:rustc-env=EMBER_BOARD={board}");
 }

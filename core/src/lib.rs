@@ -16,6 +16,8 @@
 //!   with per-group learning rates and frozen flags.
 //! - [`quant`], [`blob`]: int8 quantization, the model blob (`docs/FORMAT.md`),
 //!   and integer-only inference that needs no floating point.
+//! - [`head`]: transfer learning on the device — a frozen int8 body, an f32
+//!   head trained with SGD in fixed buffers, written back into the blob.
 //!
 //! ## Example: integer inference from a blob, in a scratch buffer
 //!
@@ -66,6 +68,7 @@ pub mod crc32;
 pub mod dense;
 mod elementwise;
 mod error;
+pub mod head;
 pub mod init;
 pub mod isa;
 pub mod loss;
@@ -75,6 +78,7 @@ pub mod optim;
 pub mod par;
 pub mod quant;
 pub mod softmax;
+pub mod zero_runs;
 
 pub use buffer::{as_i8, as_u8, Buffer, F32Buffer, I32Buffer, I8Buffer, Matrix};
 pub use dense::Dense;

@@ -10,21 +10,24 @@
     allow(dead_code, unused_imports)
 )]
 
-use core::ptr::{addr_of, addr_of_mut};
+use core::ptr::addr_of_mut;
 
-use cortex_m_rt::{entry, exception, ExceptionFrame};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
 use ember::blob;
 use ember::quant::{dots_i8_on, reference};
 use ember::Isa;
 
+// Each binary uses part of the shared board code.
+#[allow(dead_code)]
+mod board;
+use board::{
+    bench_start, bench_stop, fail, finish, paint_stack, stack_high_water, Aligned, Hundredths,
+};
+
 mod data {
     include!(concat!(env!("EMBER_DATA_DIR"), "/meta.rs"));
 }
-
-/// 16-byte alignment for the blob, as the format requires.
-#[repr(C, align(16))]
-struct Aligned<T: ?Sized>(T);
 
 static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
     env!("EMBER_DATA_DIR"),
@@ -36,61 +39,6 @@ static LOGITS: &[u8] = include_bytes!(concat!(env!("EMBER_DATA_DIR"), "/logits.b
 
 /// Inference scratch, sized from what the model reports (checked at run time).
 static mut SCRATCH: Aligned<[u8; data::SCRATCH_BYTES]> = Aligned([0; data::SCRATCH_BYTES]);
-
-/// Marks the start of a measured window (found by address by the insncount plugin).
-#[inline(never)]
-#[no_mangle]
-pub extern "C" fn bench_start(k: u32) -> u32 {
-    core::hint::black_box(k)
-}
-
-/// Marks the end of a measured window.
-#[inline(never)]
-#[no_mangle]
-pub extern "C" fn bench_stop(k: u32) -> u32 {
-    core::hint::black_box(k + 1)
-}
-
-const PAINT: u32 = 0xC0FF_EE55;
-
-extern "C" {
-    // Provided by cortex-m-rt's link.x: the end of .bss/.uninit, and the initial stack pointer.
-    static __sheap: u32;
-    static _stack_start: u32;
-}
-
-/// Fills the free stack below the current frame with a pattern.
-#[inline(never)]
-fn paint_stack() {
-    let bottom = addr_of!(__sheap) as usize;
-    let here = cortex_m::register::msp::read() as usize - 256;
-    let mut p = bottom;
-    while p < here {
-        // SAFETY: [__sheap, sp - 256) is unused stack memory below the live
-        // frames (cortex-m-rt places the stack above .bss and it grows down).
-        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
-        p += 4;
-    }
-}
-
-/// Bytes of stack ever used: from the initial SP down to the lowest overwritten word.
-fn stack_high_water() -> usize {
-    let bottom = addr_of!(__sheap) as usize;
-    let top = addr_of!(_stack_start) as usize;
-    let mut p = bottom;
-    // SAFETY: reads of the same painted region, word-aligned, inside RAM.
-    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
-        p += 4;
-    }
-    top - p
-}
-
-fn fail(what: core::fmt::Arguments<'_>) -> ! {
-    hprintln!("error: {}", what);
-    hprintln!("RESULT: FAIL");
-    debug::exit(debug::EXIT_FAILURE);
-    halt()
-}
 
 /// The active int8 path equals the scalar reference on the corner cases of
 /// FAULTS.md item 27 (−128 × −127, 127 × 127, mixed signs, odd lengths).
@@ -121,15 +69,15 @@ fn main() -> ! {
         let ok = blob::parse(&MODEL.0)
             .and_then(|m| m.predict_i8(&IMAGES[..data::INPUTS], scratch))
             .is_ok_and(|c| c == LABELS[0] as usize);
-        debug::exit(if ok {
-            debug::EXIT_SUCCESS
+        cortex_m_semihosting::debug::exit(if ok {
+            cortex_m_semihosting::debug::EXIT_SUCCESS
         } else {
-            debug::EXIT_FAILURE
+            cortex_m_semihosting::debug::EXIT_FAILURE
         });
     }
     #[cfg(not(feature = "probe-infer"))]
-    debug::exit(debug::EXIT_SUCCESS);
-    halt()
+    cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
+    board::halt()
 }
 
 #[cfg(not(any(feature = "probe-infer", feature = "probe-empty")))]
@@ -186,14 +134,13 @@ fn main() -> ! {
             correct += 1;
         }
     }
-    let per_10k = correct * 10_000 / data::COUNT;
+    let per_10k = Hundredths(correct * 10_000 / data::COUNT);
     hprintln!(
-        "ember on {} ({} kernel): {} images, accuracy {}.{:02}%, {} logits differ from the host",
+        "ember on {} ({} kernel): {} images, accuracy {}%, {} logits differ from the host",
         env!("EMBER_BOARD"),
         Isa::active().name(),
         data::COUNT,
-        per_10k / 100,
-        per_10k % 100,
+        per_10k,
         differ
     );
     hprintln!(
@@ -203,35 +150,5 @@ fn main() -> ! {
         stack_high_water(),
         data::MACS
     );
-    if differ == 0 {
-        hprintln!("RESULT: PASS");
-        debug::exit(debug::EXIT_SUCCESS);
-    } else {
-        hprintln!("RESULT: FAIL");
-        debug::exit(debug::EXIT_FAILURE);
-    }
-    halt()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    hprintln!("panic: {}", info);
-    hprintln!("RESULT: FAIL");
-    debug::exit(debug::EXIT_FAILURE);
-    halt()
-}
-
-#[exception]
-unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
-    hprintln!("HardFault at pc {:#010x}", ef.pc());
-    hprintln!("RESULT: FAIL");
-    debug::exit(debug::EXIT_FAILURE);
-    halt()
-}
-
-/// Parks the core once semihosting has asked QEMU to exit.
-fn halt() -> ! {
-    loop {
-        cortex_m::asm::wfi();
-    }
+    finish(differ == 0)
 }

@@ -276,20 +276,37 @@ pub struct FineTuneArgs {
     /// The task [default: the checkpoint's]; another task gets a new head
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
-    /// Epochs training only the head, the body frozen
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub freeze_epochs: usize,
-    /// Epochs training everything afterwards, with discriminative rates
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub epochs: usize,
+    /// Epochs training only the head, the body frozen [default: 4]
+    #[arg(long, value_name = "N")]
+    pub freeze_epochs: Option<usize>,
+    /// Epochs training everything afterwards, with discriminative rates [default: 4]; with --on-device-sim, the head's epochs [default: 30]
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
     /// The first group trains at lr / lr-mult, later groups geometrically closer to lr
     #[arg(long, default_value_t = 100.0, value_parser = positive_f32, allow_negative_numbers = true, value_name = "X")]
     pub lr_mult: f32,
     /// Parameter groups [default: one per dense layer]
     #[arg(long, value_parser = positive_usize, value_name = "N")]
     pub groups: Option<usize>,
+    /// Simulate a microcontroller training the head itself: the int8 body frozen, an f32 head trained with SGD and momentum at a constant rate, bit for bit as ember's firmware does; --out then writes the trained blob
+    #[arg(long, conflicts_with_all = ["freeze_epochs", "lr_mult", "groups", "schedule", "augment", "valid", "optimizer", "weight_decay", "isa", "dense"])]
+    pub on_device_sim: bool,
+    /// With --on-device-sim: write the firmware's vectors here (model.bin, train.bin, test.bin, their labels, expected.bin, meta.rs)
+    #[arg(long, value_name = "DIR", requires = "on_device_sim")]
+    pub vectors: Option<PathBuf>,
+    /// Held-back test images (threes and sevens, or digits) in the vectors
+    #[arg(long, default_value_t = 500, value_parser = positive_usize, value_name = "N", requires = "vectors")]
+    pub vectors_count: usize,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+impl FineTuneArgs {
+    /// The epochs of the two phases (head alone, then everything), 4 each
+    /// unless given.
+    pub fn phase_epochs(&self) -> (usize, usize) {
+        (self.freeze_epochs.unwrap_or(4), self.epochs.unwrap_or(4))
+    }
 }
 
 /// `ember lr-find`.
@@ -389,8 +406,14 @@ pub struct ExportArgs {
     #[arg(long, value_parser = percentile, value_name = "P")]
     pub percentile: Option<f64>,
     /// Export f32 layers, unquantized (for MCUs with an FPU)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trainable_head")]
     pub f32: bool,
+    /// An int8 body and an f32 last layer a device can train (blob format 1.1)
+    #[arg(long)]
+    pub trainable_head: bool,
+    /// With --trainable-head: a fresh head (zeros) for this task instead of the checkpoint's
+    #[arg(long, value_enum, requires = "trainable_head")]
+    pub head_task: Option<TaskArg>,
     /// Seed picking the calibration images
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seed: u64,

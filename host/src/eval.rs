@@ -46,6 +46,7 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
         let kind = match m.dtype {
             Dtype::Int8 => "int8",
             Dtype::F32 => "f32",
+            Dtype::Int8Head => "int8+f32 head",
         };
         drop(m);
         return Ok(Loaded {
@@ -81,7 +82,7 @@ impl Loaded {
 /// A blob's real-valued logits for a share of the images: int8 models by
 /// the batched integer inference, dequantized (`s · (q − z)`, strictly
 /// increasing in the code `q`, so the arg-max and the sign are the integer
-/// decision the device makes), f32 models image by image.
+/// decision the device makes), f32 models and trainable heads image by image.
 fn blob_logits(b: &BlobBytes, images: &[u8]) -> Result<Vec<f32>> {
     let model = b.model()?;
     let k = model.output_len();
@@ -102,7 +103,8 @@ fn blob_logits(b: &BlobBytes, images: &[u8]) -> Result<Vec<f32>> {
                 }
             }
         }
-        Dtype::F32 => {
+        // f32 models, and an int8 body under a trainable f32 head.
+        Dtype::F32 | Dtype::Int8Head => {
             let mut scratch = vec![0u8; model.scratch_bytes()];
             for (img, o) in images.chunks_exact(PIXELS).zip(out.chunks_exact_mut(k)) {
                 model

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod cmd;
 pub mod console;
 pub mod data;
+pub mod device_sim;
 pub mod eval;
 pub mod export;
 pub mod fpmode;

@@ -181,6 +181,49 @@ pub struct LrSuggestions {
     pub steepest: f64,
 }
 
+/// `fine-tune --on-device-sim --metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceSimReport {
+    /// The checkpoint the body came from.
+    pub from: String,
+    /// `digits` or `3v7`: the head's task.
+    pub task: String,
+    /// The blob's widths, `784-128-1`.
+    pub arch: String,
+    /// Whether the head was fresh (the task changed).
+    pub new_head: bool,
+    /// Training images.
+    pub train_examples: usize,
+    /// Test images scored.
+    pub test_n: usize,
+    /// Test accuracy (0..1) with the head the device starts from.
+    pub accuracy_before: f64,
+    /// Test accuracy (0..1) after training on the device.
+    pub accuracy_after: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum.
+    pub momentum: f64,
+    /// Images per step.
+    pub batch: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Shuffle seed (and of a fresh head).
+    pub seed: u64,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Each step's mini-batch loss.
+    pub losses: Vec<f64>,
+    /// Bytes of head-trainer state the device needs.
+    pub state_bytes: usize,
+    /// Bytes of cached features the device needs.
+    pub feature_cache_bytes: usize,
+    /// Bytes of inference scratch.
+    pub scratch_bytes: usize,
+    /// The trained blob written, if any.
+    pub blob: Option<String>,
+}
+
 /// `export --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportReport {

@@ -21,14 +21,18 @@ mod read;
 mod write;
 
 pub use read::parse;
-pub use write::{blob_len, write, LayerData, LayerSpec};
+pub use write::{blob_len, store_head, write, LayerData, LayerSpec};
 
 /// The first eight bytes of a blob.
 pub const MAGIC: [u8; 8] = *b"EMBRBLOB";
 /// The format's major version: a parser reads exactly this major version.
 pub const VERSION_MAJOR: u16 = 1;
-/// The minor version this writer produces (readers accept any minor).
+/// The minor version this writer produces for all-int8 and all-f32 models
+/// (readers accept any minor for them).
 pub const VERSION_MINOR: u16 = 0;
+/// The minor version of a model with a trainable head ([`Dtype::Int8Head`]),
+/// the first minor that has one: a reader needs at least this minor for it.
+pub const VERSION_MINOR_HEAD: u16 = 1;
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// Bytes of one layer-table entry.
@@ -43,6 +47,21 @@ pub enum Dtype {
     Int8 = 1,
     /// f32 weights, biases and activations (for MCUs with an FPU).
     F32 = 2,
+    /// An int8 body (every layer but the last, integer-only) and an f32 last
+    /// layer marked trainable: the head [`crate::head`] trains on the device
+    /// (format 1.1). Readers of 1.0 refuse it by its dtype code.
+    Int8Head = 3,
+}
+
+impl Dtype {
+    /// The element type of layer `i` of `layers` in a model of this type.
+    pub fn layer_dtype(self, i: usize, layers: usize) -> Dtype {
+        match self {
+            Dtype::Int8Head if Some(i) == layers.checked_sub(1) => Dtype::F32,
+            Dtype::Int8Head => Dtype::Int8,
+            d => d,
+        }
+    }
 }
 
 /// A dense layer read from a blob; slices point into the blob.
@@ -54,7 +73,10 @@ pub struct Layer<'a> {
     pub out_dim: usize,
     /// ReLU after the layer.
     pub relu: bool,
-    /// Output quantization (int8 models).
+    /// The layer is a trainable f32 head (the last layer of a
+    /// [`Dtype::Int8Head`] model).
+    pub trainable: bool,
+    /// Output quantization (int8 layers).
     pub output: ActQuant,
     /// int8: out × in bytes; f32: in × out little-endian f32.
     pub weight: &'a [u8],
@@ -91,14 +113,34 @@ fn le_f32(b: &[u8], i: usize) -> f32 {
 }
 
 /// Scratch bytes a model needs: two activation buffers of the widest layer
-/// edge (input included), 1 byte per element for int8, 4 for f32.
+/// edge (input included), 1 byte per element for int8, 4 for f32. `widths`
+/// are the input width and every layer's output width; a trainable head's
+/// output is not an edge that needs scratch (its logits go straight to the
+/// caller), so for [`Dtype::Int8Head`] the last width is left out.
 pub fn scratch_for(dtype: Dtype, widths: impl Iterator<Item = usize>) -> Option<usize> {
-    let widest = widths.max()?;
+    let mut widest = None::<usize>;
+    let mut last = None::<usize>;
+    for w in widths {
+        if let Some(prev) = last {
+            widest = Some(widest.map_or(prev, |m| m.max(prev)));
+        }
+        last = Some(w);
+    }
+    let widest = match dtype {
+        Dtype::Int8Head => widest?,
+        _ => widest.into_iter().chain(last).max()?,
+    };
     let elem = match dtype {
-        Dtype::Int8 => 1usize,
+        Dtype::Int8 | Dtype::Int8Head => 1usize,
         Dtype::F32 => 4,
     };
     widest.checked_mul(elem)?.checked_mul(2)
+}
+
+/// The real value of an int8 activation code: `f32(q − z) × s`, one rounding
+/// (how a trainable head reads the body's output).
+pub fn dequantize(q: i8, quant: ActQuant) -> f32 {
+    (i32::from(q) - quant.zero_point) as f32 * quant.scale
 }
 
 /// Output channels processed per kernel call (accumulators on the stack): a
@@ -152,34 +194,57 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    /// Integer-only inference of an int8 model on u8 pixels: writes the int8
-    /// logits (real value `s_y · (q − z_y)`, see [`Model::output_quant`]).
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] for a wrong input or output length,
-    /// [`Error::BufferTooSmall`] when `scratch` is shorter than
-    /// [`Model::scratch_bytes`], [`Error::BadField`] for an f32 model.
-    pub fn infer_i8(&self, pixels: &[u8], scratch: &mut [u8], out: &mut [i8]) -> Result<(), Error> {
-        self.check_io(pixels.len(), scratch.len(), out.len())?;
-        if self.dtype != Dtype::Int8 {
-            return Err(Error::BadField { offset: 17 });
+    /// The layers that run in integers: all of them, or all but a
+    /// trainable head.
+    fn int8_layers(&self) -> &[Layer<'a>] {
+        match self.dtype {
+            Dtype::Int8Head => self.layers.split_last().map_or(&[], |(_, body)| body),
+            _ => &self.layers,
         }
+    }
+
+    /// The trainable f32 head of a [`Dtype::Int8Head`] model (its last
+    /// layer), else `None`.
+    pub fn head(&self) -> Option<&Layer<'a>> {
+        match self.dtype {
+            Dtype::Int8Head => self.layers.last(),
+            _ => None,
+        }
+    }
+
+    /// The head's input width: the body's output features (0 without a head).
+    pub fn feature_len(&self) -> usize {
+        self.head().map_or(0, |h| h.in_dim)
+    }
+
+    /// Runs the int8 layers on `pixels` in the two halves of `scratch` (the
+    /// caller checked the lengths); returns the half holding the last codes
+    /// and their quantization.
+    /// With `pixels = None` the pixels already sit at the start of `scratch`.
+    fn run_int8<'s>(
+        &self,
+        pixels: Option<&[u8]>,
+        scratch: &'s mut [u8],
+    ) -> Result<&'s [u8], Error> {
         let half = self.scratch / 2;
         let (a, rest) = scratch.split_at_mut(half);
         let b = &mut rest[..half];
         // x: u8 pixels -> int8 q = p - 128 (flip the top bit), a word at a time.
-        let mut qs = a[..pixels.len()].chunks_exact_mut(4);
-        let mut ps = pixels.chunks_exact(4);
-        for (q, p) in (&mut qs).zip(&mut ps) {
-            let v = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]) ^ 0x8080_8080;
+        let n = self.input_len();
+        if let Some(pixels) = pixels {
+            a[..n].copy_from_slice(pixels);
+        }
+        let mut qs = a[..n].chunks_exact_mut(4);
+        for q in &mut qs {
+            let v = u32::from_ne_bytes([q[0], q[1], q[2], q[3]]) ^ 0x8080_8080;
             q.copy_from_slice(&v.to_ne_bytes());
         }
-        for (q, &p) in qs.into_remainder().iter_mut().zip(ps.remainder()) {
-            *q = p ^ 0x80;
+        for q in qs.into_remainder() {
+            *q ^= 0x80;
         }
         let (mut cur, mut next) = (a, b);
         let isa = Isa::active();
-        for layer in &self.layers {
+        for layer in self.int8_layers() {
             // x: (in_dim) int8 -> y: (out_dim) int8
             let x = as_i8(&cur[..layer.in_dim]);
             let w = as_i8(layer.weight);
@@ -204,16 +269,92 @@ impl<'a> Model<'a> {
             }
             core::mem::swap(&mut cur, &mut next);
         }
-        for (o, &q) in out.iter_mut().zip(cur.iter()) {
+        let width = self.int8_layers().last().map_or(0, |l| l.out_dim);
+        Ok(&cur[..width])
+    }
+
+    /// Integer-only inference of an int8 model on u8 pixels: writes the int8
+    /// logits (real value `s_y · (q − z_y)`, see [`Model::output_quant`]).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for a wrong input or output length,
+    /// [`Error::BufferTooSmall`] when `scratch` is shorter than
+    /// [`Model::scratch_bytes`], [`Error::BadField`] for a model that is not
+    /// all int8.
+    pub fn infer_i8(&self, pixels: &[u8], scratch: &mut [u8], out: &mut [i8]) -> Result<(), Error> {
+        self.check_io(pixels.len(), scratch.len(), out.len())?;
+        if self.dtype != Dtype::Int8 {
+            return Err(Error::BadField { offset: 17 });
+        }
+        let codes = self.run_int8(Some(pixels), scratch)?;
+        for (o, &q) in out.iter_mut().zip(codes) {
             *o = q as i8;
         }
         Ok(())
     }
 
-    /// f32 inference of an f32 model on u8 pixels (x = p / 255): writes the logits.
+    /// The features a trainable head reads: the int8 body run on `pixels`
+    /// in integers, its output codes dequantized once ([`dequantize`]) into
+    /// `out` ([`Model::feature_len`] values). The body is frozen, so a
+    /// trainer computes these once per sample and caches them.
     ///
     /// # Errors
-    /// As [`Model::infer_i8`]; [`Error::BadField`] for an int8 model.
+    /// As [`Model::infer_i8`], with `out` of [`Model::feature_len`];
+    /// [`Error::BadField`] for a model without a trainable head.
+    pub fn features(
+        &self,
+        pixels: &[u8],
+        scratch: &mut [u8],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        if self.head().is_none() {
+            return Err(Error::BadField { offset: 17 });
+        }
+        self.check_io(pixels.len(), scratch.len(), self.output_len())?;
+        scratch[..pixels.len()].copy_from_slice(pixels);
+        self.features_in_scratch(scratch, out)
+    }
+
+    /// [`Model::features`] of the image whose pixels already sit at the
+    /// start of `scratch` (a device decodes or copies the image there and
+    /// needs no image buffer of its own; the pixels are overwritten).
+    ///
+    /// # Errors
+    /// As [`Model::features`], less the input length.
+    pub fn features_in_scratch(&self, scratch: &mut [u8], out: &mut [f32]) -> Result<(), Error> {
+        let Some(head) = self.head() else {
+            return Err(Error::BadField { offset: 17 });
+        };
+        self.check_io(self.input_len(), scratch.len(), self.output_len())?;
+        if out.len() != head.in_dim {
+            return Err(Error::ShapeMismatch {
+                expected: head.in_dim,
+                got: out.len(),
+            });
+        }
+        let quant = self.body_quant();
+        let codes = self.run_int8(None, scratch)?;
+        for (o, &q) in out.iter_mut().zip(codes) {
+            *o = dequantize(q as i8, quant);
+        }
+        Ok(())
+    }
+
+    /// The quantization of the body's output (what a head's features are
+    /// dequantized with).
+    fn body_quant(&self) -> ActQuant {
+        self.int8_layers()
+            .last()
+            .map_or(crate::quant::INPUT, |l| l.output)
+    }
+
+    /// f32 inference on u8 pixels: writes the logits. An f32 model runs
+    /// in f32 throughout (x = p / 255); a model with a trainable head runs
+    /// its body in integers and the head in f32 on the dequantized codes, as
+    /// [`Model::features`] then [`crate::head::logits`] would (the same bits).
+    ///
+    /// # Errors
+    /// As [`Model::infer_i8`]; [`Error::BadField`] for an all-int8 model.
     pub fn infer_f32(
         &self,
         pixels: &[u8],
@@ -221,8 +362,22 @@ impl<'a> Model<'a> {
         out: &mut [f32],
     ) -> Result<(), Error> {
         self.check_io(pixels.len(), scratch.len(), out.len())?;
-        if self.dtype != Dtype::F32 {
-            return Err(Error::BadField { offset: 17 });
+        match (self.dtype, self.head()) {
+            (Dtype::F32, _) => {}
+            (Dtype::Int8Head, Some(head)) => {
+                let quant = self.body_quant();
+                let codes = self.run_int8(Some(pixels), scratch)?;
+                let (w, b) = (head.weight, head.bias);
+                for (c, o) in out.iter_mut().enumerate() {
+                    let mut s = le_f32(b, c);
+                    for (i, &q) in codes.iter().enumerate() {
+                        s += dequantize(q as i8, quant) * le_f32(w, i * head.out_dim + c);
+                    }
+                    *o = s;
+                }
+                return Ok(());
+            }
+            _ => return Err(Error::BadField { offset: 17 }),
         }
         let half = self.scratch / 2;
         let (a, rest) = scratch.split_at_mut(half);
@@ -374,8 +529,9 @@ impl<'a> Model<'a> {
         best
     }
 
-    /// The predicted class on either kind of model (see [`Model::predict_i8`];
-    /// f32 models compare f32 logits the same way).
+    /// The predicted class on any kind of model (see [`Model::predict_i8`];
+    /// f32 models and models with a trainable head compare f32 logits the
+    /// same way: the arg-max, or for one output, 1 when it is positive).
     ///
     /// # Errors
     /// As [`Model::predict_i8`].
@@ -474,7 +630,8 @@ pub(crate) fn tensor_bytes(
     // Dimension products must fit 32 bits, as the table's fields do.
     u32::try_from(n.checked_mul(4)?).ok()?;
     Some(match dtype {
-        Dtype::Int8 => (n, out_dim.checked_mul(4)?, out_dim.checked_mul(8)?),
+        // Int8Head never reaches here: layers are sized by their own type.
+        Dtype::Int8 | Dtype::Int8Head => (n, out_dim.checked_mul(4)?, out_dim.checked_mul(8)?),
         Dtype::F32 => (n.checked_mul(4)?, out_dim.checked_mul(4)?, 0),
     })
 }

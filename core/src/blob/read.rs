@@ -11,7 +11,7 @@
 
 use super::{
     align_up, scratch_for, tensor_bytes, Dtype, Layer, Model, ALIGN, HEADER_LEN, LAYER_ENTRY_LEN,
-    MAGIC, VERSION_MAJOR,
+    MAGIC, VERSION_MAJOR, VERSION_MINOR_HEAD,
 };
 use crate::quant::{ActQuant, Requant, INPUT, MAX_BIAS, MAX_IN};
 use crate::{Error, MAX_LAYERS};
@@ -109,10 +109,16 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
     let dtype = match u8_at(b, 17)? {
         1 => Dtype::Int8,
         2 => Dtype::F32,
+        3 => Dtype::Int8Head,
         _ => return Err(Error::BadField { offset: 17 }),
     };
+    // A trainable head came with minor version 1.
+    if dtype == Dtype::Int8Head && u16_at(b, 10)? < VERSION_MINOR_HEAD {
+        return Err(Error::BadField { offset: 10 });
+    }
     let n = u8_at(b, 18)? as usize;
-    if n == 0 {
+    // A trainable head needs a body: at least two layers.
+    if n == 0 || (dtype == Dtype::Int8Head && n < 2) {
         return Err(Error::BadDimension);
     }
     if n > MAX_LAYERS {
@@ -126,7 +132,7 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
         zero_point: u32_at(b, 28)? as i32,
     };
     let want_zp = match dtype {
-        Dtype::Int8 => INPUT.zero_point,
+        Dtype::Int8 | Dtype::Int8Head => INPUT.zero_point,
         Dtype::F32 => 0,
     };
     if !scale_ok(input.scale.to_bits()) {
@@ -167,12 +173,19 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
         if u8_at(b, e)? != 1 {
             return Err(Error::BadField { offset: e });
         }
+        let ldt = dtype.layer_dtype(i, n);
+        // The last layer of an Int8Head model is the trainable head: flag
+        // byte 1, no activation (it gives the logits). Elsewhere the byte is 0.
+        let trainable = dtype == Dtype::Int8Head && Some(i) == n.checked_sub(1);
         let relu = match u8_at(b, at(1)?)? {
             0 => false,
-            1 => true,
+            1 if !trainable => true,
             _ => return Err(Error::BadField { offset: at(1)? }),
         };
-        zeros(b, at(2)?, 2)?;
+        if u8_at(b, at(2)?)? != u8::from(trainable) {
+            return Err(Error::BadField { offset: at(2)? });
+        }
+        zeros(b, at(3)?, 1)?;
         zeros(b, at(44)?, 4)?;
         let in_dim = usize_at(b, at(4)?)?;
         let out_dim = usize_at(b, at(8)?)?;
@@ -181,7 +194,7 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
         }
         // Sizes (and their 32-bit product rule) before chaining: the order
         // of docs/FORMAT.md, "What a reader must check".
-        let sizes = tensor_bytes(dtype, in_dim, out_dim).ok_or(Error::BadDimension)?;
+        let sizes = tensor_bytes(ldt, in_dim, out_dim).ok_or(Error::BadDimension)?;
         if in_dim != prev_out {
             return Err(Error::ShapeMismatch {
                 expected: prev_out,
@@ -193,8 +206,8 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
             scale: f32::from_bits(u32_at(b, at(12)?)?),
             zero_point: u32_at(b, at(16)?)? as i32,
         };
-        match dtype {
-            Dtype::Int8 => {
+        match ldt {
+            Dtype::Int8 | Dtype::Int8Head => {
                 if !scale_ok(output.scale.to_bits()) {
                     return Err(Error::BadField { offset: at(12)? });
                 }
@@ -236,7 +249,7 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
             cursor = end;
         }
         let [weight, bias, requant] = views;
-        if dtype == Dtype::Int8 {
+        if ldt == Dtype::Int8 {
             if let Some(k) = weight.iter().position(|&v| v == 0x80) {
                 let off = (weight.as_ptr() as usize).saturating_sub(b.as_ptr() as usize);
                 return Err(Error::BadField {
@@ -272,6 +285,7 @@ pub fn parse(b: &[u8]) -> Result<Model<'_>, Error> {
                 in_dim,
                 out_dim,
                 relu,
+                trainable,
                 output,
                 weight,
                 bias,

@@ -4,7 +4,7 @@
 
 use super::{
     align_up, scratch_for, tensor_bytes, Dtype, HEADER_LEN, LAYER_ENTRY_LEN, MAGIC, VERSION_MAJOR,
-    VERSION_MINOR,
+    VERSION_MINOR, VERSION_MINOR_HEAD,
 };
 use crate::quant::{ActQuant, Requant, INPUT, MAX_BIAS, MAX_IN};
 use crate::{Error, MAX_LAYERS};
@@ -64,21 +64,35 @@ struct Plan {
     scratch: usize,
 }
 
+/// The model's element type: one for every layer, or an int8 body under an
+/// f32 last layer without activation, which is a trainable head
+/// ([`Dtype::Int8Head`]). Any other mix is refused.
+fn model_dtype(layers: &[LayerSpec<'_>]) -> Result<Dtype, Error> {
+    let (last, body) = layers.split_last().ok_or(Error::BadDimension)?;
+    let first = layers.first().map_or(last.dtype(), LayerSpec::dtype);
+    if layers.iter().all(|l| l.dtype() == first) {
+        return Ok(first);
+    }
+    let head = last.dtype() == Dtype::F32 && !last.relu;
+    if head && body.iter().all(|l| l.dtype() == Dtype::Int8) {
+        return Ok(Dtype::Int8Head);
+    }
+    Err(Error::BadField { offset: 17 })
+}
+
 fn plan(layers: &[LayerSpec<'_>]) -> Result<Plan, Error> {
     let first = layers.first().ok_or(Error::BadDimension)?;
     if layers.len() > MAX_LAYERS {
         return Err(Error::TooManyLayers { got: layers.len() });
     }
-    let dtype = first.dtype();
+    let dtype = model_dtype(layers)?;
     let table_end = HEADER_LEN + LAYER_ENTRY_LEN * layers.len();
     let data_offset = align_up(table_end).ok_or(Error::BadDimension)?;
     let mut cursor = data_offset;
     let mut tensors = heapless::Vec::new();
     let mut prev_out = first.in_dim;
-    for l in layers {
-        if l.dtype() != dtype {
-            return Err(Error::BadField { offset: 17 });
-        }
+    for (i, l) in layers.iter().enumerate() {
+        let ldt = dtype.layer_dtype(i, layers.len());
         if l.in_dim == 0 || l.out_dim == 0 || l.in_dim > MAX_IN || l.out_dim > MAX_IN {
             return Err(Error::BadDimension);
         }
@@ -89,7 +103,7 @@ fn plan(layers: &[LayerSpec<'_>]) -> Result<Plan, Error> {
             });
         }
         prev_out = l.out_dim;
-        let (w, b, r) = tensor_bytes(dtype, l.in_dim, l.out_dim).ok_or(Error::BadDimension)?;
+        let (w, b, r) = tensor_bytes(ldt, l.in_dim, l.out_dim).ok_or(Error::BadDimension)?;
         let mut offs = [0usize; 3];
         for (o, len) in offs.iter_mut().zip([w, b, r]) {
             cursor = align_up(cursor).ok_or(Error::BadDimension)?;
@@ -167,7 +181,8 @@ fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
 /// [`Error::BufferTooSmall`] when `out` is shorter than [`blob_len`];
 /// [`Error::ShapeMismatch`] / [`Error::BadDimension`] for layers that do not
 /// chain or have the wrong tensor lengths; [`Error::BadField`] for mixed
-/// element types, and for a task code the parser would refuse (not 0 or 1,
+/// element types other than an int8 body under an f32 head without
+/// activation (which writes a [`Dtype::Int8Head`] model, format 1.1), and for a task code the parser would refuse (not 0 or 1,
 /// or 1 without exactly one output, or 0 with one);
 /// [`Error::BadHyperParameter`] for invalid quantization parameters. Nothing
 /// is written on an error.
@@ -188,14 +203,18 @@ pub fn write(task: u8, layers: &[LayerSpec<'_>], out: &mut [u8]) -> Result<usize
     let u32le = |v: usize| (v as u32).to_le_bytes();
     put(out, 0, &MAGIC);
     put(out, 8, &VERSION_MAJOR.to_le_bytes());
-    put(out, 10, &VERSION_MINOR.to_le_bytes());
+    let minor = match p.dtype {
+        Dtype::Int8Head => VERSION_MINOR_HEAD,
+        _ => VERSION_MINOR,
+    };
+    put(out, 10, &minor.to_le_bytes());
     put(out, 12, &u32le(p.total));
     out[16] = task;
     out[17] = p.dtype as u8;
     out[18] = layers.len() as u8;
     put(out, 20, &u32le(layers[0].in_dim));
     let (in_scale, in_zp) = match p.dtype {
-        Dtype::Int8 => (INPUT.scale, INPUT.zero_point),
+        Dtype::Int8 | Dtype::Int8Head => (INPUT.scale, INPUT.zero_point),
         Dtype::F32 => (1.0 / 255.0, 0),
     };
     put(out, 24, &in_scale.to_le_bytes());
@@ -206,9 +225,12 @@ pub fn write(task: u8, layers: &[LayerSpec<'_>], out: &mut [u8]) -> Result<usize
     put(out, 44, &u32le(p.data_end - p.data_offset));
     for (i, (l, offs)) in layers.iter().zip(&p.tensors).enumerate() {
         let e = HEADER_LEN + i * LAYER_ENTRY_LEN;
-        let (w, b, r) = tensor_bytes(p.dtype, l.in_dim, l.out_dim).unwrap_or_default();
+        let ldt = p.dtype.layer_dtype(i, layers.len());
+        let (w, b, r) = tensor_bytes(ldt, l.in_dim, l.out_dim).unwrap_or_default();
         out[e] = 1; // dense
         out[e + 1] = u8::from(l.relu);
+        // The trainable flag: the head of an Int8Head model.
+        out[e + 2] = u8::from(p.dtype == Dtype::Int8Head && i + 1 == layers.len());
         put(out, e + 4, &u32le(l.in_dim));
         put(out, e + 8, &u32le(l.out_dim));
         for (k, (o, len)) in offs.iter().zip([w, b, r]).enumerate() {
@@ -246,4 +268,48 @@ pub fn write(task: u8, layers: &[LayerSpec<'_>], out: &mut [u8]) -> Result<usize
     let crc = crate::crc32::crc32(&out[..p.total - 4]);
     put(out, p.total - 4, &crc.to_le_bytes());
     Ok(p.total)
+}
+
+/// Writes a trained head back into the bytes of a model with a trainable
+/// head ([`Dtype::Int8Head`]), in place (a copy of the blob in RAM), and
+/// renews the checksum: parsing the bytes again gives a model whose
+/// inference uses the new head. `weight` is `in × out` (the head's input
+/// `i` to every output, as the blob stores it), `bias` has `out` values.
+///
+/// # Errors
+/// Whatever [`super::parse`] finds wrong with `blob` (nothing is written
+/// then); [`Error::BadField`] for a model without a trainable head;
+/// [`Error::ShapeMismatch`] for tensors of the wrong length;
+/// [`Error::BadHyperParameter`] for a NaN or infinite value (a diverged
+/// head is never stored).
+pub fn store_head(blob: &mut [u8], weight: &[f32], bias: &[f32]) -> Result<(), Error> {
+    let (w_at, b_at) = {
+        let model = super::parse(blob)?;
+        let head = model.head().ok_or(Error::BadField { offset: 17 })?;
+        let want = head.in_dim * head.out_dim;
+        if weight.len() != want || bias.len() != head.out_dim {
+            return Err(Error::ShapeMismatch {
+                expected: want,
+                got: weight.len(),
+            });
+        }
+        let base = blob.as_ptr() as usize;
+        (
+            head.weight.as_ptr() as usize - base,
+            head.bias.as_ptr() as usize - base,
+        )
+    };
+    if weight.iter().chain(bias).any(|v| !v.is_finite()) {
+        return Err(Error::BadHyperParameter);
+    }
+    for (k, v) in weight.iter().enumerate() {
+        put(blob, w_at + 4 * k, &v.to_le_bytes());
+    }
+    for (k, v) in bias.iter().enumerate() {
+        put(blob, b_at + 4 * k, &v.to_le_bytes());
+    }
+    let end = blob.len() - 4;
+    let crc = crate::crc32::crc32(&blob[..end]);
+    put(blob, end, &crc.to_le_bytes());
+    Ok(())
 }

@@ -264,7 +264,12 @@ pub fn summary(w: &mut dyn Write, mlp: &Mlp, task: Task, pool: &Pool) -> Result<
 
 /// `784-256-128-10`.
 pub fn arch_name(mlp: &Mlp) -> String {
-    mlp.widths()
+    widths_name(mlp.widths())
+}
+
+/// `784-128-10` for these widths.
+pub fn widths_name(widths: &[usize]) -> String {
+    widths
         .iter()
         .map(|w| w.to_string())
         .collect::<Vec<_>>()

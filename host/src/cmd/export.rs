@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 
 use crate::args::ExportArgs;
 use crate::checkpoint::Checkpoint;
-use crate::cmd::common::{arch_name, usage, Usage};
+use crate::cmd::common::{usage, widths_name, Usage};
 use crate::console::Console;
-use crate::data::sample::balanced_subset;
 use crate::data::{self, Dataset, Split};
 use crate::export::{self, board, BlobBytes, Calibration};
 use crate::fsutil::{write_atomic, Outputs};
 use crate::interrupt;
 use crate::par::{capped_threads, Pool};
 use crate::report::{self, ExportReport};
+use crate::task::Task;
 
 /// The files `--vectors DIR` writes.
 const VECTOR_FILES: [&str; 5] = [
@@ -48,6 +48,14 @@ fn export(a: &ExportArgs) -> Result<()> {
             Usage("ember export: --vectors needs an int8 export (drop --f32)".into()).into(),
         );
     }
+    if a.vectors.is_some() && a.trainable_head {
+        return Err(Usage(
+            "ember export: --vectors checks integer logits, and a trainable head has f32 ones; \
+             `ember fine-tune --on-device-sim --vectors DIR` writes the vectors of on-device training"
+                .into(),
+        )
+        .into());
+    }
     let target = board::resolve(a.board.as_deref(), a.flash, a.ram).map_err(usage("export"))?;
     let data_dir = data::data_dir(a.data.data.as_deref());
     let ck = plan_files(a, &out, &data_dir)?;
@@ -77,11 +85,22 @@ fn export(a: &ExportArgs) -> Result<()> {
         board::check(f, ck.mlp.param_len(), widest)?;
     }
     interrupt::check("export stopped; nothing was written")?;
-    let kind = if a.f32 { "f32" } else { "int8" };
+    let kind = if a.f32 {
+        "f32"
+    } else if a.trainable_head {
+        "int8 body + trainable f32 head"
+    } else {
+        "int8"
+    };
+    let task = crate::export::blob_task(&m)?;
+    let head = match a.head_task {
+        Some(_) => " (fresh head)".to_string(),
+        None => String::new(),
+    };
     let what = format!(
-        "ember {kind} model {} for task {}, from {}",
-        arch_name(&ck.mlp),
-        ck.task.name(),
+        "ember {kind} model {} for task {}{head}, from {}",
+        widths_name(&blob_widths(&m)),
+        task.name(),
         file_name(&a.model)
     );
     write_atomic(&out, &bytes)?;
@@ -108,9 +127,13 @@ fn export(a: &ExportArgs) -> Result<()> {
         bytes: bytes.len(),
         scratch_bytes: m.scratch_bytes(),
         kind: kind.into(),
-        arch: arch_name(&ck.mlp),
-        task: ck.task.name().into(),
-        params: ck.mlp.param_len(),
+        arch: widths_name(&blob_widths(&m)),
+        task: task.name().into(),
+        params: m
+            .layers
+            .iter()
+            .map(|l| l.in_dim * l.out_dim + l.out_dim)
+            .sum(),
         board: fit,
     };
     print_report(a, &r, &what)
@@ -149,7 +172,8 @@ fn plan_files(a: &ExportArgs, out: &Path, data_dir: &Path) -> Result<Checkpoint>
     Ok(ck)
 }
 
-/// The blob: f32 as trained, or int8 calibrated on training images.
+/// The blob: f32 as trained, or int8 calibrated on training images (with
+/// `--trainable-head`, all but an f32 head).
 fn blob_bytes(a: &ExportArgs, ck: &Checkpoint, data_dir: &Path) -> Result<Vec<u8>> {
     if a.f32 {
         return export::f32_blob(ck);
@@ -159,16 +183,12 @@ fn blob_bytes(a: &ExportArgs, ck: &Checkpoint, data_dir: &Path) -> Result<Vec<u8
         Some(p) => Calibration::Percentile(p),
     };
     let pool = Pool::new(capped_threads(a.threads.threads))?;
-    let train = ck
-        .task
-        .filter(&data::fetch_and_load(data_dir, Split::Train)?);
+    let calib = export::calibration_set(ck, data_dir, a.calib, a.seed)?;
     interrupt::check("export stopped before calibration; nothing was written")?;
-    let calib = if a.calib >= train.len() {
-        train
-    } else {
-        // Picked like --train-limit: seeded and balanced over classes.
-        balanced_subset(&train, ck.task.classes(), a.calib, a.seed)
-    };
+    if a.trainable_head {
+        let fresh = a.head_task.map(Task::from);
+        return export::head_blob(&pool, ck, &calib.images, how, fresh);
+    }
     export::int8_blob(&pool, ck, &calib.images, how)
 }
 
@@ -207,6 +227,13 @@ fn print_report(a: &ExportArgs, r: &ExportReport, what: &str) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The widths of a blob's model, input first.
+fn blob_widths(m: &ember::blob::Model<'_>) -> Vec<usize> {
+    std::iter::once(m.input_len())
+        .chain(m.layers.iter().map(|l| l.out_dim))
+        .collect()
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -25,6 +25,9 @@ use ember::Mlp;
 
 /// `ember fine-tune`.
 pub fn run(a: &FineTuneArgs) -> Result<()> {
+    if a.on_device_sim {
+        return crate::cmd::device_sim::run(a);
+    }
     if a.run.lr == Lr::Auto {
         return Err(Usage(
             "ember fine-tune: --lr takes a number here; `ember lr-find --from CHECKPOINT` suggests one"
@@ -32,7 +35,8 @@ pub fn run(a: &FineTuneArgs) -> Result<()> {
         )
         .into());
     }
-    if a.freeze_epochs + a.epochs == 0 {
+    let (freeze_epochs, epochs) = a.phase_epochs();
+    if freeze_epochs + epochs == 0 {
         return Err(Usage(
             "ember fine-tune: --freeze-epochs and --epochs are both 0: nothing to train".into(),
         )
@@ -47,7 +51,7 @@ pub fn run(a: &FineTuneArgs) -> Result<()> {
         cmd: "fine-tune",
         task,
         hidden,
-        epochs: a.epochs,
+        epochs,
         inputs: &[("--from", &a.from)],
     };
     let s = setup(&a.run.hyper, Some(&a.run), &choice)?;
@@ -87,7 +91,7 @@ pub fn run(a: &FineTuneArgs) -> Result<()> {
         let fine_tune = FineTuneReport {
             from: a.from.display().to_string(),
             new_head,
-            freeze_epochs: a.freeze_epochs,
+            freeze_epochs: a.phase_epochs().0,
             lr_mult: a.lr_mult as f64,
             group_lrs,
         };
@@ -123,7 +127,7 @@ fn summary_of(
         setup: s,
         train_examples: train,
         valid,
-        epochs: a.freeze_epochs + a.epochs,
+        epochs: a.phase_epochs().0 + a.phase_epochs().1,
         test: (acc, test),
         seconds,
         names: names(&a.run.hyper, &a.run),
@@ -165,11 +169,12 @@ fn phases(
     let mut stats = Vec::new();
     let mut seconds = 0.0;
     let mut saved = None;
-    if a.freeze_epochs > 0 {
+    let (freeze_epochs, epochs) = a.phase_epochs();
+    if freeze_epochs > 0 {
         tr.freeze_body(true);
         tr.group_mult = vec![1.0; groups];
         let cfg = Config {
-            epochs: a.freeze_epochs,
+            epochs: freeze_epochs,
             schedule: Schedule::OneCycle {
                 div: 25.0,
                 div_final: 1e5,
@@ -183,7 +188,7 @@ fn phases(
             writeln!(
                 out,
                 "phase 1: {} epochs, body frozen, head at lr {:.3e}",
-                a.freeze_epochs, cfg.lr
+                freeze_epochs, cfg.lr
             )?;
         }
         let phase = Phase {
@@ -196,7 +201,7 @@ fn phases(
     }
     let lr2 = s.cfg.lr / 2.0;
     let mults = discriminative(a.lr_mult, groups);
-    if a.epochs > 0 {
+    if epochs > 0 {
         tr.freeze_body(false);
         tr.group_mult = mults.clone();
         let cfg = Config {
@@ -215,7 +220,7 @@ fn phases(
             writeln!(
                 out,
                 "phase 2: {} epochs, unfrozen, per-group lr (first to head): {}",
-                a.epochs,
+                epochs,
                 rates.join(", ")
             )?;
         }

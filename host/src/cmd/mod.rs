@@ -2,6 +2,7 @@
 //! command reads its arguments, calls the library modules, prints.
 
 pub mod common;
+pub mod device_sim;
 pub mod download;
 pub mod eval;
 pub mod export;

@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 use crate::checkpoint::Checkpoint;
-use crate::data::to_f32;
+use crate::data::sample::balanced_subset;
+use crate::data::{self, to_f32, Dataset, Split};
 use crate::par::Pool;
 use crate::task::Task;
 use ember::blob::{self, LayerData, LayerSpec, Model};
@@ -128,6 +129,25 @@ pub fn quantize(ck: &Checkpoint, ranges: &[(f32, f32)]) -> Result<Quantized> {
     Ok(Quantized { layers })
 }
 
+/// The training images that calibrate `ck`'s activation ranges: `calib` of
+/// the task's training images, picked like --train-limit (seeded, balanced
+/// over the classes), or all of them when there are fewer.
+pub fn calibration_set(
+    ck: &Checkpoint,
+    data_dir: &Path,
+    calib: usize,
+    seed: u64,
+) -> Result<Dataset> {
+    let train = ck
+        .task
+        .filter(&data::fetch_and_load(data_dir, Split::Train)?);
+    Ok(if calib >= train.len() {
+        train
+    } else {
+        balanced_subset(&train, ck.task.classes(), calib, seed)
+    })
+}
+
 /// The int8 blob of `ck`, calibrated on `calib` images.
 pub fn int8_blob(pool: &Pool, ck: &Checkpoint, calib: &[u8], how: Calibration) -> Result<Vec<u8>> {
     let ranges = calibrate(pool, ck, calib, how)?;
@@ -150,6 +170,69 @@ pub fn int8_blob(pool: &Pool, ck: &Checkpoint, calib: &[u8], how: Calibration) -
         })
         .collect();
     write_specs(ck.task, &specs)
+}
+
+/// The blob of `ck` with a trainable head (format 1.1): the body (every
+/// layer but the last) quantized to int8 as [`int8_blob`] does, the last
+/// layer kept in f32 — or, with `fresh = Some(task)`, replaced by a fresh
+/// head for `task` (the core's `head::fresh`: zeros, as a device's
+/// `HeadTrainer::reinit` makes it).
+pub fn head_blob(
+    pool: &Pool,
+    ck: &Checkpoint,
+    calib: &[u8],
+    how: Calibration,
+    fresh: Option<Task>,
+) -> Result<Vec<u8>> {
+    let mlp = &ck.mlp;
+    let body = mlp.layers() - 1;
+    if body == 0 {
+        bail!(
+            "a trainable head needs a body under it: {} has a single layer (train with --hidden)",
+            crate::cmd::common::arch_name(mlp)
+        );
+    }
+    let ranges = calibrate(pool, ck, calib, how)?;
+    let q = quantize(ck, &ranges[..body])?;
+    let mut specs: Vec<LayerSpec<'_>> = q
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(l, q)| LayerSpec {
+            in_dim: mlp.layer(l).in_dim,
+            out_dim: mlp.layer(l).out_dim,
+            relu: true,
+            data: LayerData::Int8 {
+                weight: &q.weight,
+                bias: &q.bias,
+                requant: &q.requant,
+                output: q.output,
+            },
+        })
+        .collect();
+    let in_dim = mlp.layer(body).in_dim;
+    let (task, weight, bias) = match fresh {
+        Some(task) => {
+            let mut w = vec![0.0; in_dim * task.outputs()];
+            let mut b = vec![0.0; task.outputs()];
+            ember::head::fresh(&mut w, &mut b);
+            (task, w, b)
+        }
+        None => {
+            let (w, b) = mlp.layer_params(body);
+            (ck.task, ck.params[w].to_vec(), ck.params[b].to_vec())
+        }
+    };
+    specs.push(LayerSpec {
+        in_dim,
+        out_dim: bias.len(),
+        relu: false,
+        data: LayerData::F32 {
+            weight: &weight,
+            bias: &bias,
+        },
+    });
+    write_specs(task, &specs)
 }
 
 /// The f32 blob of `ck` (no quantization; for MCUs with an FPU).

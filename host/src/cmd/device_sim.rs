@@ -1,0 +1,326 @@
+//! `ember fine-tune --on-device-sim`: what a microcontroller reaches when it
+//! trains a head on itself. The checkpoint's body is quantized to int8 and
+//! frozen, the head is an f32 layer (fresh when the task changes), and the
+//! core's on-device trainer runs exactly as the firmware runs it; with
+//! `--vectors DIR` the command writes what `firmware/src/bin/finetune.rs`
+//! embeds, including the head it must reach bit for bit.
+
+use anyhow::{Context, Result};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use crate::args::{FineTuneArgs, Lr};
+use crate::checkpoint::Checkpoint;
+use crate::cmd::common::{usage, widths_name, Usage};
+use crate::console::Console;
+use crate::data::sample::balanced_subset;
+use crate::data::{self, Dataset, Split};
+use crate::device_sim::{encode_images, simulate, Sim};
+use crate::export::{self, BlobBytes, Calibration};
+use crate::fsutil::{write_atomic, write_dest, Outputs};
+use crate::interrupt;
+use crate::par::{capped_threads, Pool};
+use crate::report::{self, DeviceSimReport};
+use crate::task::Task;
+use ember::head::Plan;
+
+/// Head epochs unless `--epochs` says otherwise.
+const EPOCHS: usize = 30;
+/// Training images unless `--train-limit` says otherwise: a device learns
+/// from a handful of labelled samples.
+const TRAIN: usize = 20;
+/// The accuracy the firmware requires before it says PASS, per 10,000.
+const TARGET_PER_10K: usize = 9850;
+/// Calibration images of the body (as `ember export`'s default).
+const CALIB: usize = 1000;
+
+/// The files `--vectors DIR` writes.
+const VECTOR_FILES: [&str; 7] = [
+    "model.bin",
+    "train.bin",
+    "train_labels.bin",
+    "test.bin",
+    "test_labels.bin",
+    "expected.bin",
+    "meta.rs",
+];
+
+/// `ember fine-tune --on-device-sim`.
+pub fn run(a: &FineTuneArgs) -> Result<()> {
+    let fresh = a.vectors.as_ref().filter(|d| !d.exists()).cloned();
+    let result = sim(a);
+    if let (Err(_), Some(dir)) = (&result, fresh) {
+        // Only an empty folder is removed: nothing of the user's goes.
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+fn sim(a: &FineTuneArgs) -> Result<()> {
+    let bad = usage("fine-tune");
+    let h = &a.run.hyper;
+    let Lr::Value(lr) = a.run.lr else {
+        return Err(Usage(
+            "ember fine-tune --on-device-sim: --lr takes a number (the device trains at a constant rate)"
+                .into(),
+        )
+        .into());
+    };
+    let plan = Plan {
+        lr,
+        momentum: h.momentum,
+        batch: h.batch,
+        epochs: a.epochs.unwrap_or(EPOCHS),
+        seed: h.seed,
+    };
+    if plan.epochs == 0 {
+        return Err(
+            Usage("ember fine-tune --on-device-sim: --epochs 0: nothing to train".into()).into(),
+        );
+    }
+    // Every file checked before any work.
+    let data_dir = data::data_dir(h.data.data.as_deref());
+    let mut files = Outputs::new();
+    files.data_inputs(&data_dir, &data::FILES)?;
+    files.input("--from", &a.from)?;
+    if let Some(out) = &a.run.out {
+        files.output("--out", out, false).map_err(&bad)?;
+    }
+    let metrics = match &a.run.metrics {
+        Some(m) => Some(files.output("--metrics", m, true).map_err(&bad)?),
+        None => None,
+    };
+    let ck = Checkpoint::load(&a.from)?;
+    let task: Task = a.task.map_or(ck.task, Into::into);
+    if let Some(dir) = &a.vectors {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
+        }
+        for f in VECTOR_FILES {
+            files
+                .output("--vectors", &dir.join(f), false)
+                .map_err(&bad)?;
+        }
+    }
+    let new_head = ck.mlp.out_dim() != task.outputs() || ck.task != task;
+    let pool = Pool::new(capped_threads(h.threads.threads))?;
+    let calib = export::calibration_set(&ck, &data_dir, CALIB, h.seed)?;
+    let fresh = new_head.then_some(task);
+    let blob = BlobBytes::new(&export::head_blob(
+        &pool,
+        &ck,
+        &calib.images,
+        Calibration::MinMax,
+        fresh,
+    )?);
+    let all = task.filter(&data::fetch_and_load(&data_dir, Split::Train)?);
+    let train = balanced_subset(&all, task.classes(), h.train_limit.unwrap_or(TRAIN), h.seed);
+    let test = task.filter(&data::fetch_and_load(&data_dir, Split::Test)?);
+    // A batch larger than the data is the whole data (the same steps).
+    let plan = Plan {
+        batch: plan.batch.min(train.len()),
+        ..plan
+    };
+    interrupt::check("fine-tune stopped; nothing was written")?;
+    let s = simulate(&blob, &train, &test, &plan)?;
+    interrupt::check("fine-tune stopped; nothing was written")?;
+
+    let m = blob.model()?;
+    let widths: Vec<usize> = std::iter::once(m.input_len())
+        .chain(m.layers.iter().map(|l| l.out_dim))
+        .collect();
+    let pct = |c: usize, n: usize| 100.0 * c as f64 / n.max(1) as f64;
+    let count = a.vectors_count.min(test.len());
+    if let Some(dir) = &a.vectors {
+        write_vectors(dir, &blob, (&train, &test, count), &plan, &s)?;
+    }
+    if let Some(out) = &a.run.out {
+        write_atomic(out, &s.trained)?;
+    }
+    let r = DeviceSimReport {
+        from: a.from.display().to_string(),
+        task: task.name().into(),
+        arch: widths_name(&widths),
+        new_head,
+        train_examples: train.len(),
+        test_n: test.len(),
+        accuracy_before: pct(s.correct_before, test.len()) / 100.0,
+        accuracy_after: pct(s.correct_after, test.len()) / 100.0,
+        lr: f64::from(plan.lr),
+        momentum: f64::from(plan.momentum),
+        batch: plan.batch,
+        epochs: plan.epochs,
+        seed: plan.seed,
+        steps: s.losses.len(),
+        losses: s.losses.iter().map(|&l| f64::from(l)).collect(),
+        state_bytes: 4 * ember::head::state_len(&m),
+        feature_cache_bytes: 4 * train.len() * m.feature_len(),
+        scratch_bytes: m.scratch_bytes(),
+        blob: a.run.out.as_ref().map(|p| p.display().to_string()),
+    };
+    if let Some(dest) = &metrics {
+        write_dest(dest, report::to_json(&r).as_bytes())?;
+    }
+    let mut o = Console::beside_json(matches!(metrics, Some(crate::fsutil::Dest::Stdout)));
+    if !h.quiet {
+        let head = if new_head {
+            format!("a fresh {}-output head", task.outputs())
+        } else {
+            "the checkpoint's head".into()
+        };
+        writeln!(
+            o,
+            "on-device simulation: {} as an int8 body with {head}, task {}",
+            r.arch,
+            task.name()
+        )?;
+        writeln!(
+            o,
+            "training {} images: {} steps ({} epochs of batch {}, lr {}, momentum {}); loss {:.4} -> {:.4}",
+            train.len(),
+            r.steps,
+            plan.epochs,
+            plan.batch,
+            plan.lr,
+            plan.momentum,
+            s.losses.first().copied().unwrap_or(f32::NAN),
+            s.losses.last().copied().unwrap_or(f32::NAN)
+        )?;
+        writeln!(
+            o,
+            "device RAM for training: {} B of head state, {} B of cached features, {} B of scratch",
+            r.state_bytes, r.feature_cache_bytes, r.scratch_bytes
+        )?;
+        if let Some(dir) = &a.vectors {
+            writeln!(
+                o,
+                "vectors: {} ({count} test images; run them: cd firmware && EMBER_FINETUNE_DATA={} cargo run --release --bin finetune)",
+                dir.display(),
+                std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()).display()
+            )?;
+        }
+        if let Some(out) = &a.run.out {
+            writeln!(o, "trained blob: {}", out.display())?;
+        }
+    }
+    writeln!(
+        o,
+        "done: test_accuracy {:.2}% before, {:.2}% after on-device training ({} test images)",
+        pct(s.correct_before, test.len()),
+        pct(s.correct_after, test.len()),
+        test.len()
+    )?;
+    Ok(())
+}
+
+/// Writes what the fine-tune firmware embeds: the blob it starts from, the
+/// training images and the first `count` test images (zero-run coded) with
+/// their labels, the head the host reached (`expected.bin`: weights then
+/// biases, f32 little-endian) and `meta.rs` (shapes, plan, the host's counts).
+fn write_vectors(
+    dir: &Path,
+    blob: &BlobBytes,
+    (train, test, count): (&Dataset, &Dataset, usize),
+    plan: &Plan,
+    s: &Sim,
+) -> Result<()> {
+    let m = blob.model()?;
+    let held = test.select(&(0..count).collect::<Vec<_>>());
+    let correct = |pred: &[u8]| {
+        pred[..count]
+            .iter()
+            .zip(&held.labels)
+            .filter(|(p, l)| p == l)
+            .count()
+    };
+    let (before, after) = (correct(&s.pred_before), correct(&s.pred_after));
+    let expected: Vec<u8> = s
+        .weight
+        .iter()
+        .chain(&s.bias)
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let (train_rle, test_rle) = (encode_images(train)?, encode_images(&held)?);
+    write_atomic(&dir.join("model.bin"), blob.bytes())?;
+    write_atomic(&dir.join("train.bin"), &train_rle)?;
+    write_atomic(&dir.join("train_labels.bin"), &train.labels)?;
+    write_atomic(&dir.join("test.bin"), &test_rle)?;
+    write_atomic(&dir.join("test_labels.bin"), &held.labels)?;
+    write_atomic(&dir.join("expected.bin"), &expected)?;
+    let mut meta =
+        String::from("// Generated by `ember fine-tune --on-device-sim --vectors`; do not edit.\n");
+    let consts: [(&str, &str, String); 17] = [
+        (
+            "Scratch bytes of the body.",
+            "SCRATCH_BYTES: usize",
+            m.scratch_bytes().to_string(),
+        ),
+        (
+            "Pixels per image.",
+            "INPUTS: usize",
+            m.input_len().to_string(),
+        ),
+        (
+            "Features the head reads.",
+            "FEATURES: usize",
+            m.feature_len().to_string(),
+        ),
+        (
+            "Outputs of the head.",
+            "OUTPUTS: usize",
+            m.output_len().to_string(),
+        ),
+        (
+            "Floats of head-trainer state.",
+            "STATE_LEN: usize",
+            ember::head::state_len(&m).to_string(),
+        ),
+        (
+            "Training images.",
+            "TRAIN_COUNT: usize",
+            train.len().to_string(),
+        ),
+        (
+            "Held-back test images.",
+            "TEST_COUNT: usize",
+            count.to_string(),
+        ),
+        ("Learning rate.", "LR: f32", format!("{:?}", plan.lr)),
+        ("Momentum.", "MOMENTUM: f32", format!("{:?}", plan.momentum)),
+        ("Images per step.", "BATCH: usize", plan.batch.to_string()),
+        ("Epochs.", "EPOCHS: usize", plan.epochs.to_string()),
+        ("Shuffle seed.", "SEED: u64", plan.seed.to_string()),
+        (
+            "Steps of the run.",
+            "STEPS: usize",
+            s.losses.len().to_string(),
+        ),
+        (
+            "The host's correct test predictions before training.",
+            "HOST_CORRECT_BEFORE: usize",
+            before.to_string(),
+        ),
+        (
+            "The host's correct test predictions after training.",
+            "HOST_CORRECT_AFTER: usize",
+            after.to_string(),
+        ),
+        (
+            "Accuracy (per 10,000) the firmware requires after training.",
+            "TARGET_PER_10K: usize",
+            TARGET_PER_10K.to_string(),
+        ),
+        (
+            "The task code (0 digits, 1 threes vs sevens).",
+            "TASK: u8",
+            m.task.to_string(),
+        ),
+    ];
+    for (doc, decl, value) in consts {
+        let _ = writeln!(meta, "/// {doc}\npub const {decl} = {value};");
+    }
+    write_atomic(&dir.join("meta.rs"), meta.as_bytes())?;
+    Ok(())
+}
