@@ -191,8 +191,30 @@ fn sweep() {
         Duration::from_secs(60),
     );
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    // And the same body with a trainable head (blob format 1.1).
+    let head_blob = dir.join("good-head.bin");
+    let o = run_bounded(
+        &dir,
+        &args(&[
+            "export",
+            "--data",
+            &d,
+            "--model",
+            s(&ck),
+            "--out",
+            s(&head_blob),
+            "--calib",
+            "100",
+            "--trainable-head",
+            "--head-task",
+            "3v7",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     let good_ck = std::fs::read(&ck).unwrap();
     let good_blob = std::fs::read(&blob).unwrap();
+    let good_head = std::fs::read(&head_blob).unwrap();
 
     let absurd: &[&str] = &[
         "",
@@ -288,6 +310,54 @@ fn sweep() {
             ],
         ),
         (
+            "fine-tune",
+            vec![
+                "--on-device-sim",
+                "",
+                "--data",
+                &d,
+                "--from",
+                "good.ckpt",
+                "--task",
+                "3v7",
+                "--lr",
+                "0.01",
+                "--epochs",
+                "3",
+                "--out",
+                "sim.bin",
+            ],
+            vec![
+                "task",
+                "epochs",
+                "batch",
+                "lr",
+                "momentum",
+                "train-limit",
+                "out",
+                "metrics",
+                "from",
+                "vectors",
+                "vectors-count",
+            ],
+        ),
+        (
+            "export",
+            vec![
+                "--trainable-head",
+                "",
+                "--data",
+                &d,
+                "--model",
+                "good.ckpt",
+                "--out",
+                "th.bin",
+                "--calib",
+                "50",
+            ],
+            vec!["head-task", "out", "calib", "seed", "board", "json"],
+        ),
+        (
             "lr-find",
             vec![
                 "--data",
@@ -345,18 +415,34 @@ fn sweep() {
     while Instant::now() < t_end {
         round += 1;
         // 1. In-process: many mutants through the parsers.
-        for _ in 0..200 {
-            let m = mutate(&mut rng, &good_blob);
+        for k in 0..200 {
+            let m = mutate(&mut rng, if k % 2 == 0 { &good_blob } else { &good_head });
             let mut aligned = vec![0u8; m.len() + 16];
             let off = (16 - aligned.as_ptr() as usize % 16) % 16;
             aligned[off..off + m.len()].copy_from_slice(&m);
-            let _ = ember::blob::parse(&aligned[off..off + m.len()]);
+            if let Ok(model) = ember::blob::parse(&aligned[off..off + m.len()]) {
+                // An accepted mutant with a head computes its features and
+                // trains a step without panicking.
+                let mut scratch = vec![0u8; model.scratch_bytes()];
+                let mut f = vec![0.0f32; model.feature_len()];
+                let px = vec![77u8; model.input_len()];
+                if model.features(&px, &mut scratch, &mut f).is_ok() {
+                    let mut state = vec![0.0f32; ember::head::state_len(&model)];
+                    if let Ok(mut t) = ember::head::HeadTrainer::new(&model, &mut state) {
+                        let _ = t.step(&f, &[1], 0.01, 0.9);
+                    }
+                }
+            }
             let c = mutate(&mut rng, &good_ck);
             let _ = host::checkpoint::Checkpoint::from_bytes(&c);
             n_parse += 2;
         }
         // 2. Through the CLI: a mutant blob and checkpoint, eval and predict.
-        for (good, name) in [(&good_blob, "m.bin"), (&good_ck, "m.ckpt")] {
+        for (good, name) in [
+            (&good_blob, "m.bin"),
+            (&good_head, "h.bin"),
+            (&good_ck, "m.ckpt"),
+        ] {
             let m = mutate(&mut rng, good);
             std::fs::write(dir.join(name), &m).unwrap();
             let cmd = *rng.pick(&["eval", "predict"]);
@@ -383,7 +469,10 @@ fn sweep() {
         while i < base.len() {
             if base[i] != format!("--{flag}") {
                 a.push(base[i].to_string());
-                a.push(base[i + 1].to_string());
+                // An empty value marks a switch (`--on-device-sim`).
+                if !base[i + 1].is_empty() {
+                    a.push(base[i + 1].to_string());
+                }
             }
             i += 2;
         }

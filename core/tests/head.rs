@@ -253,9 +253,7 @@ fn inference_from_the_bytes_is_features_then_the_head_bit_for_bit() {
             m.infer_i8(&image(0), &mut scratch, &mut q),
             Err(Error::BadField { offset: 17 })
         );
-        assert!(m
-            .infer_batch_i8(&image(0), &mut vec![0; 64], &mut q)
-            .is_err());
+        assert!(m.infer_batch_i8(&image(0), &mut [0; 64], &mut q).is_err());
         assert_eq!(
             m.features(&image(0)[..15], &mut scratch, &mut [0.0; 6]),
             Err(Error::ShapeMismatch {
@@ -374,7 +372,6 @@ fn training_the_head_lowers_the_loss_and_leaves_the_body_alone() {
     let mut s2 = vec![0.0; head::state_len(&trained)];
     let t2 = HeadTrainer::new(&trained, &mut s2).unwrap();
     assert_eq!(t2.weight(), &w[..]);
-    drop(t2);
     drop(trained);
     // A diverged head is never stored; nothing is written then.
     let mut bad = w.clone();
@@ -485,9 +482,7 @@ fn trainers_refuse_models_and_state_that_do_not_fit() {
         HeadTrainer::new(&mb, &mut []).unwrap_err(),
         Error::BadField { offset: 17 }
     );
-    assert!(mb
-        .features(&image(0), &mut vec![0; 64], &mut [0.0; 6])
-        .is_err());
+    assert!(mb.features(&image(0), &mut [0; 64], &mut [0.0; 6]).is_err());
     drop(mb);
     assert!(blob::store_head(&mut b2.0[..n2], &[0.0; 6], &[0.0]).is_err());
     // A head wider than the trainer's stack buffers.
