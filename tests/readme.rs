@@ -74,8 +74,14 @@ fn the_readme_tour_runs_as_pasted() {
     assert!(out.contains("board microbit: flash"), "{out}");
     assert_eq!(
         out.matches("RESULT: PASS").count(),
-        3,
-        "two Rust firmware runs, one C: {out}"
+        5,
+        "two Rust inference runs, two on-device training runs, one C: {out}"
+    );
+    assert_eq!(
+        out.matches("host agrees: 0 of 65 head weights differ")
+            .count(),
+        2,
+        "both boards reach the host's head: {out}"
     );
     assert!(out.contains("imported 784-64-10"), "{out}");
     assert!(root.join("runs/digits.json").is_file());

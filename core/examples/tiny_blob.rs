@@ -1,5 +1,7 @@
 //! Writes the tiny two-layer int8 model of docs/FORMAT.md's annotated
-//! hexdump and prints it as `xxd`-style hex: `cargo run -p ember --example tiny_blob`.
+//! hexdump and prints it as `xxd`-style hex: `cargo run -p ember --example
+//! tiny_blob`; with `-- --head`, the same body under a trainable f32 head
+//! (format 1.1), FORMAT.md's second hexdump.
 
 use ember::blob::{self, LayerData, LayerSpec};
 use ember::quant::{ActQuant, Requant};
@@ -50,10 +52,52 @@ pub fn tiny_blob(out: &mut [u8]) -> Result<usize, ember::Error> {
     blob::write(0, &layers, out)
 }
 
+/// The tiny model's first layer under a trainable f32 head (3 -> 1,
+/// threes vs sevens), format 1.1: written into `out`, its length returned.
+pub fn tiny_head_blob(out: &mut [u8]) -> Result<usize, ember::Error> {
+    let w0: [i8; 12] = [1, -2, 3, -4, 5, 6, -7, 8, 127, -127, 0, 64];
+    let b0 = [100i32, -200, 300];
+    let r0 = [
+        Requant::from_real(0.01)?,
+        Requant::from_real(0.02)?,
+        Requant::from_real(0.005)?,
+    ];
+    let layers = [
+        LayerSpec {
+            in_dim: 4,
+            out_dim: 3,
+            relu: true,
+            data: LayerData::Int8 {
+                weight: &w0,
+                bias: &b0,
+                requant: &r0,
+                output: ActQuant {
+                    scale: 0.05,
+                    zero_point: -128,
+                },
+            },
+        },
+        LayerSpec {
+            in_dim: 3,
+            out_dim: 1,
+            relu: false,
+            data: LayerData::F32 {
+                weight: &[0.5, -0.25, 2.0],
+                bias: &[0.125],
+            },
+        },
+    ];
+    blob::write(1, &layers, out)
+}
+
 #[allow(dead_code)] // a test includes this file for `tiny_blob`
 fn main() -> Result<(), ember::Error> {
     let mut out = [0u8; 512];
-    let n = tiny_blob(&mut out)?;
+    let n = if std::env::args().any(|a| a == "--head") {
+        tiny_head_blob(&mut out)?
+    } else {
+        tiny_blob(&mut out)?
+    };
     for (i, row) in out[..n].chunks(16).enumerate() {
         let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
         println!("{:08x}: {}", i * 16, hex.join(" "));

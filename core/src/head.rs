@@ -108,8 +108,8 @@ pub fn logits(weight: &[f32], bias: &[f32], feature: &[f32], out: &mut [f32]) ->
 /// never leaves: SGD moves the weights only within the span of the training
 /// features, so a random start's other components stay as noise in every
 /// later prediction. Measured with 20 threes and sevens on a 784-128-64
-/// body, over 8 seeds: 98.63-99.41% test accuracy from zeros, 95.6-99.5%
-/// from Kaiming-normal weights.
+/// body (lr 0.01, momentum 0.9, 30 epochs), over seeds 1-8: 98.63-99.41%
+/// test accuracy from zeros, 96.47-99.36% from Kaiming-normal weights.
 pub fn fresh(weight: &mut [f32], bias: &mut [f32]) {
     weight.fill(0.0);
     bias.fill(0.0);

@@ -5,27 +5,38 @@
 #[path = "../examples/tiny_blob.rs"]
 mod tiny;
 
-#[test]
-fn the_documented_hexdump_is_what_the_writer_writes() {
+/// The document's hexdumps, in order: each starts again at offset 0.
+fn documented_dumps() -> Vec<Vec<u8>> {
     let doc = include_str!("../../docs/FORMAT.md");
-    let mut documented = Vec::new();
-    let dump = doc.lines().filter(|l| {
+    let mut dumps: Vec<Vec<u8>> = Vec::new();
+    let lines = doc.lines().filter(|l| {
         l.len() > 10 && l.as_bytes()[8] == b':' && l[..8].chars().all(|c| c.is_ascii_hexdigit())
     });
-    for line in dump {
+    for line in lines {
+        if line.starts_with("00000000:") {
+            dumps.push(Vec::new());
+        }
         let hex = &line[10..line.len().min(10 + 16 * 3)];
-        documented.extend(
+        dumps.last_mut().unwrap().extend(
             hex.split_whitespace()
                 .map(|h| u8::from_str_radix(h, 16).unwrap()),
         );
     }
+    dumps
+}
+
+#[repr(C, align(16))]
+struct Aligned512([u8; 512]);
+
+#[test]
+fn the_documented_hexdump_is_what_the_writer_writes() {
+    let dumps = documented_dumps();
+    assert_eq!(dumps.len(), 2, "a 1.0 and a 1.1 dump");
     let mut out = [0u8; 512];
     let n = tiny::tiny_blob(&mut out).unwrap();
-    assert_eq!(documented, out[..n].to_vec());
+    assert_eq!(dumps[0], out[..n].to_vec());
 
-    #[repr(C, align(16))]
-    struct Aligned([u8; 512]);
-    let mut a = Aligned([0; 512]);
+    let mut a = Aligned512([0; 512]);
     a.0[..n].copy_from_slice(&out[..n]);
     let m = ember::blob::parse(&a.0[..n]).unwrap();
     let mut scratch = [0u8; 8];
@@ -33,6 +44,34 @@ fn the_documented_hexdump_is_what_the_writer_writes() {
     m.infer_i8(&[255, 0, 128, 64], &mut scratch, &mut y)
         .unwrap();
     assert_eq!(y, [127, -128], "the worked example's outputs");
+}
+
+#[test]
+fn the_documented_trainable_head_dump_and_its_worked_example_hold() {
+    let dumps = documented_dumps();
+    let mut out = [0u8; 512];
+    let n = tiny::tiny_head_blob(&mut out).unwrap();
+    assert_eq!(dumps[1], out[..n].to_vec());
+    let mut a = Aligned512([0; 512]);
+    a.0[..n].copy_from_slice(&out[..n]);
+    let m = ember::blob::parse(&a.0[..n]).unwrap();
+    assert_eq!(m.dtype, ember::blob::Dtype::Int8Head);
+    let px = [255, 0, 128, 64];
+    let mut scratch = [0u8; 8];
+    let mut features = [0.0f32; 3];
+    m.features(&px, &mut scratch, &mut features).unwrap();
+    // The document's recipe: f32(y - z) x s, then the bias-first sum.
+    let f = [7.0f32 * 0.05, 0.0, 143.0f32 * 0.05];
+    assert_eq!(features, f);
+    let mut logit = 0.125f32;
+    for (fi, wi) in f.iter().zip([0.5f32, -0.25, 2.0]) {
+        logit += fi * wi;
+    }
+    let mut got = [0.0f32];
+    m.infer_f32(&px, &mut scratch, &mut got).unwrap();
+    assert_eq!(got[0].to_bits(), logit.to_bits());
+    assert!((logit - 14.6).abs() < 1e-5, "{logit}");
+    assert_eq!(m.predict(&px, &mut scratch).unwrap(), 1, "a seven");
 }
 
 /// FORMAT.md's f32 inference, written from the document alone: the input

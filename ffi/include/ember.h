@@ -30,7 +30,7 @@ extern "C" {
 #define EMBER_ERR_FORMAT (-7)           /* a field, dimension or layout the format does not allow */
 #define EMBER_ERR_SCRATCH (-8)          /* scratch_len < ember_scratch_bytes() */
 #define EMBER_ERR_LENGTH (-9)           /* logits_len (or out_len) differs from ember_output_len() */
-#define EMBER_ERR_DTYPE (-10)           /* an f32 blob for an int8 call, or the reverse */
+#define EMBER_ERR_DTYPE (-10)           /* an int8 call on a model that is not all int8, or ember_infer_f32 on one that is */
 #define EMBER_ERR_MODEL (-11)           /* the model was not opened by ember_open */
 
 /* Room for a parsed model (its layer table points into the blob). */

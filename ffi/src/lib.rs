@@ -263,7 +263,8 @@ pub unsafe extern "C" fn ember_predict_u8(
     }
 }
 
-/// f32 inference of an f32 model (for MCUs with an FPU): `out_len` logits.
+/// f32 logits (`out_len`) of an f32 model (for MCUs with an FPU), or of an
+/// int8 body under a trainable f32 head (blob format 1.1).
 ///
 /// # Safety
 /// As [`ember_infer_u8`], with `out` pointing to `out_len` floats.
@@ -281,7 +282,8 @@ pub unsafe extern "C" fn ember_infer_f32(
         Ok(m) => m,
         Err(e) => return e,
     };
-    if m.dtype != Dtype::F32 {
+    // f32 models, and an int8 body under a trainable f32 head (format 1.1).
+    if m.dtype == Dtype::Int8 {
         return EMBER_ERR_DTYPE;
     }
     if out.is_null() {

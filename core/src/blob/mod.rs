@@ -221,6 +221,7 @@ impl<'a> Model<'a> {
     /// caller checked the lengths); returns the half holding the last codes
     /// and their quantization.
     /// With `pixels = None` the pixels already sit at the start of `scratch`.
+    #[inline(always)]
     fn run_int8<'s>(
         &self,
         pixels: Option<&[u8]>,
@@ -231,16 +232,28 @@ impl<'a> Model<'a> {
         let b = &mut rest[..half];
         // x: u8 pixels -> int8 q = p - 128 (flip the top bit), a word at a time.
         let n = self.input_len();
-        if let Some(pixels) = pixels {
-            a[..n].copy_from_slice(pixels);
-        }
+        let flip = |p: &[u8]| u32::from_ne_bytes([p[0], p[1], p[2], p[3]]) ^ 0x8080_8080;
         let mut qs = a[..n].chunks_exact_mut(4);
-        for q in &mut qs {
-            let v = u32::from_ne_bytes([q[0], q[1], q[2], q[3]]) ^ 0x8080_8080;
-            q.copy_from_slice(&v.to_ne_bytes());
-        }
-        for q in qs.into_remainder() {
-            *q ^= 0x80;
+        match pixels {
+            // Copied and flipped in one pass.
+            Some(pixels) => {
+                let mut ps = pixels.chunks_exact(4);
+                for (q, p) in (&mut qs).zip(&mut ps) {
+                    q.copy_from_slice(&flip(p).to_ne_bytes());
+                }
+                for (q, &p) in qs.into_remainder().iter_mut().zip(ps.remainder()) {
+                    *q = p ^ 0x80;
+                }
+            }
+            None => {
+                for q in &mut qs {
+                    let v = flip(q);
+                    q.copy_from_slice(&v.to_ne_bytes());
+                }
+                for q in qs.into_remainder() {
+                    *q ^= 0x80;
+                }
+            }
         }
         let (mut cur, mut next) = (a, b);
         let isa = Isa::active();
