@@ -20,10 +20,10 @@ fn main() {
     )
     .unwrap();
     println!("cargo:rustc-link-search={}", out.display());
-    // Cortex-M4 has a DWT cycle counter; Cortex-M0 has none.
-    println!("cargo:rustc-check-cfg=cfg(has_cycle_counter)");
-    if target.starts_with("thumbv7") {
-        println!("cargo:rustc-cfg=has_cycle_counter");
+    // Cortex-M4F boards have RAM for a copy of the blob; the micro:bit not.
+    println!("cargo:rustc-check-cfg=cfg(big_ram)");
+    if board != "microbit" {
+        println!("cargo:rustc-cfg=big_ram");
     }
     println!("cargo:rerun-if-changed=memory");
     println!("cargo:rerun-if-env-changed=EMBER_FIRMWARE_DATA");
@@ -71,4 +71,11 @@ fn main() {
     }
     println!("cargo:rustc-env=EMBER_FINETUNE_DIR={}", finetune.display());
     println!("cargo:rustc-env=EMBER_BOARD={board}");
+    // The core clock SysTick counts under QEMU (its models' system clocks).
+    let hz = if board == "microbit" {
+        16_000_000
+    } else {
+        25_000_000
+    };
+    println!("cargo:rustc-env=EMBER_SYSCLK_HZ={hz}");
 }

@@ -265,6 +265,10 @@ fn on_device_training_reaches_the_hosts_head_bit_for_bit_under_qemu() {
             "{triple}:\n{out}"
         );
         assert!(out.contains("stack high-water"), "{triple}:\n{out}");
+        assert!(
+            out.contains("instructions per training step"),
+            "{triple}:\n{out}"
+        );
         assert_eq!(out.contains("RESULT: PASS"), pass, "{triple}:\n{out}");
         assert_eq!(code == 0, pass, "{triple}:\n{out}");
     }

@@ -13,6 +13,7 @@
 
 use core::ptr::addr_of_mut;
 
+use cortex_m::peripheral::{syst::SystClkSource, SYST};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use ember::blob::{self, Dtype, Model};
@@ -63,46 +64,58 @@ const BUFFER_BYTES: [(&str, usize); 3] = [
     ("scratch", data::SCRATCH_BYTES),
 ];
 
-/// The run's bench markers, and on a Cortex-M4 the cycle counter (it reads
-/// 0 under QEMU, which has no cycle model; `firmware/measure.sh` counts
-/// instructions per step there).
+/// The run's bench markers (for `measure.sh`'s instruction counter) and
+/// SysTick, counting core-clock cycles: real cycles on a board; under QEMU
+/// with `-icount shift=0` (the runner in .cargo/config.toml) every
+/// instruction takes 1 ns of virtual time, so the cycles convert exactly to
+/// instructions.
 struct Meter {
-    cycles: u64,
+    ticks: u64,
     start: u32,
 }
 
 impl Meter {
     fn new() -> Self {
-        #[cfg(has_cycle_counter)]
         if let Some(mut p) = cortex_m::Peripherals::take() {
-            p.DCB.enable_trace();
-            p.DWT.enable_cycle_counter();
+            p.SYST.set_clock_source(SystClkSource::Core);
+            p.SYST.set_reload(0x00FF_FFFF);
+            p.SYST.clear_current();
+            p.SYST.enable_counter();
         }
-        Meter {
-            cycles: 0,
-            start: 0,
-        }
-    }
-
-    fn now() -> u32 {
-        #[cfg(has_cycle_counter)]
-        return cortex_m::peripheral::DWT::cycle_count();
-        #[cfg(not(has_cycle_counter))]
-        0
+        Meter { ticks: 0, start: 0 }
     }
 
     fn event(&mut self, e: Event) {
         match e {
             Event::Start { step } => {
                 bench_start(step);
-                self.start = Self::now();
+                self.start = SYST::get_current();
             }
             Event::End { step, .. } => {
-                self.cycles += u64::from(Self::now().wrapping_sub(self.start));
+                // 24 bits counting down; a step is far shorter than a wrap.
+                let now = SYST::get_current();
+                self.ticks += u64::from(self.start.wrapping_sub(now) & 0x00FF_FFFF);
                 bench_stop(step);
             }
         }
     }
+}
+
+/// Whether QEMU runs this with `-icount shift=0` (the runner says so on the
+/// semihosting command line).
+fn under_qemu_icount() -> bool {
+    let mut buf = [0u8; 96];
+    let mut block = [buf.as_mut_ptr() as usize, buf.len()];
+    // SAFETY: SYS_GET_CMDLINE writes at most block[1] bytes into buf and the
+    // length into block[1]; both live until the call returns.
+    let r = unsafe {
+        cortex_m_semihosting::syscall1(
+            cortex_m_semihosting::nr::GET_CMDLINE,
+            block.as_mut_ptr() as usize,
+        )
+    };
+    let len = block[1].min(buf.len());
+    r == 0 && buf[..len].windows(12).any(|w| w == b"icount-shift")
 }
 
 /// Correct predictions of the head on the embedded test images: each one
@@ -264,18 +277,24 @@ fn main() -> ! {
         stack_high_water()
     );
     // Per sample: the forward and the gradient pass are F·O multiply-adds
-    // each; the update touches every parameter once.
+    // each; the update touches every parameter once. SysTick gives the cost.
     let macs = data::BATCH * 2 * data::FEATURES * data::OUTPUTS + params;
-    match meter.cycles / steps.max(1) as u64 {
-        0 => hprintln!(
-            "cost: about {} multiply-adds per training step (no cycle counter under QEMU: firmware/measure.sh counts instructions)",
+    let steps64 = steps.max(1) as u64;
+    if under_qemu_icount() {
+        // Virtual time: 1 ns per instruction; SysTick runs at the board's clock.
+        let hz: u64 = env!("EMBER_SYSCLK_HZ").parse().unwrap_or(1);
+        hprintln!(
+            "cost: {} instructions per training step, {} multiply-adds (QEMU -icount, SysTick at {} MHz)",
+            meter.ticks * 1_000_000_000 / hz / steps64,
+            macs,
+            hz / 1_000_000
+        );
+    } else {
+        hprintln!(
+            "cost: {} cycles per training step, {} multiply-adds (SysTick)",
+            meter.ticks / steps64,
             macs
-        ),
-        c => hprintln!(
-            "cost: {} cycles per training step, about {} multiply-adds",
-            c,
-            macs
-        ),
+        );
     }
     let target = after * 10_000 >= data::TARGET_PER_10K * data::TEST_COUNT;
     if !target {
@@ -291,7 +310,7 @@ fn main() -> ! {
 /// Writes the trained head into a RAM copy of the blob, parses it again,
 /// and checks that inference from those bytes gives the same test count.
 /// Needs RAM for the whole blob: done where the board has it.
-#[cfg(has_cycle_counter)]
+#[cfg(big_ram)]
 fn stored_head_check(t: &HeadTrainer<'_>, after: usize) -> bool {
     static mut COPY: Aligned<[u8; MODEL_LEN]> = Aligned([0; MODEL_LEN]);
     // SAFETY: the only reference to COPY, in the only thread.
@@ -326,7 +345,7 @@ fn stored_head_check(t: &HeadTrainer<'_>, after: usize) -> bool {
 
 /// A Cortex-M0 board of 16 KiB RAM cannot hold a copy of the blob; the
 /// stored-head path is checked on the Cortex-M4F build and on the host.
-#[cfg(not(has_cycle_counter))]
+#[cfg(not(big_ram))]
 fn stored_head_check(_: &HeadTrainer<'_>, _: usize) -> bool {
     hprintln!("trained head kept in RAM (no room for a copy of the blob on this board)");
     true
