@@ -197,28 +197,9 @@ fn on_device_training_reaches_the_hosts_head_bit_for_bit_under_qemu() {
     let data = mnist_dir();
     let d = data.to_str().unwrap();
     let dir = temp_dir("firmware-finetune");
-    let ck = dir.join("body.ckpt");
-    let run = |args: &[&str]| {
-        let o = ember().args(args).output().unwrap();
-        let (out, err) = text(&o);
-        assert!(o.status.success(), "ember {args:?}\n{out}{err}");
-    };
-    run(&[
-        "train",
-        "--data",
-        d,
-        "--hidden",
-        "64,32",
-        "--epochs",
-        "2",
-        "--train-limit",
-        "10000",
-        "--out",
-        ck.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let ck = small_body(&dir);
     let vectors = dir.join("vectors");
-    run(&[
+    ok(&[
         "fine-tune",
         "--on-device-sim",
         "--from",

@@ -8,25 +8,8 @@
 mod support;
 use support::*;
 
-/// A small 10-class body (784-64-32-10), trained briefly.
 fn body(dir: &std::path::Path) -> String {
-    let ck = dir.join("body.ckpt");
-    let d = mnist_dir();
-    ok(&[
-        "train",
-        "--data",
-        d.to_str().unwrap(),
-        "--hidden",
-        "64,32",
-        "--epochs",
-        "2",
-        "--train-limit",
-        "10000",
-        "--out",
-        ck.to_str().unwrap(),
-        "--quiet",
-    ]);
-    ck.to_str().unwrap().to_string()
+    small_body(dir).to_str().unwrap().to_string()
 }
 
 #[test]

@@ -80,3 +80,25 @@ pub fn ok(args: &[&str]) -> String {
     assert_eq!(code, 0, "ember {args:?}\n{out}\n{err}");
     out
 }
+
+/// Trains a small 10-class body briefly (784-64-32-10: 2 epochs on 10,000
+/// images) into `dir/body.ckpt`, for the tests of heads trained on a device.
+pub fn small_body(dir: &std::path::Path) -> PathBuf {
+    let ck = dir.join("body.ckpt");
+    let d = mnist_dir();
+    ok(&[
+        "train",
+        "--data",
+        d.to_str().unwrap(),
+        "--hidden",
+        "64,32",
+        "--epochs",
+        "2",
+        "--train-limit",
+        "10000",
+        "--out",
+        ck.to_str().unwrap(),
+        "--quiet",
+    ]);
+    ck
+}

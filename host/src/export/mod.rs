@@ -148,13 +148,10 @@ pub fn calibration_set(
     })
 }
 
-/// The int8 blob of `ck`, calibrated on `calib` images.
-pub fn int8_blob(pool: &Pool, ck: &Checkpoint, calib: &[u8], how: Calibration) -> Result<Vec<u8>> {
-    let ranges = calibrate(pool, ck, calib, how)?;
-    let q = quantize(ck, &ranges)?;
-    let mlp = &ck.mlp;
-    let specs: Vec<LayerSpec<'_>> = q
-        .layers
+/// The int8 layer specs of `q`'s layers (the first `q.layers.len()` of
+/// `mlp`), ReLU on every one but the model's last.
+fn int8_specs<'q>(mlp: &ember::Mlp, q: &'q Quantized) -> Vec<LayerSpec<'q>> {
+    q.layers
         .iter()
         .enumerate()
         .map(|(l, q)| LayerSpec {
@@ -168,8 +165,14 @@ pub fn int8_blob(pool: &Pool, ck: &Checkpoint, calib: &[u8], how: Calibration) -
                 output: q.output,
             },
         })
-        .collect();
-    write_specs(ck.task, &specs)
+        .collect()
+}
+
+/// The int8 blob of `ck`, calibrated on `calib` images.
+pub fn int8_blob(pool: &Pool, ck: &Checkpoint, calib: &[u8], how: Calibration) -> Result<Vec<u8>> {
+    let ranges = calibrate(pool, ck, calib, how)?;
+    let q = quantize(ck, &ranges)?;
+    write_specs(ck.task, &int8_specs(&ck.mlp, &q))
 }
 
 /// The blob of `ck` with a trainable head (format 1.1): the body (every
@@ -194,22 +197,7 @@ pub fn head_blob(
     }
     let ranges = calibrate(pool, ck, calib, how)?;
     let q = quantize(ck, &ranges[..body])?;
-    let mut specs: Vec<LayerSpec<'_>> = q
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(l, q)| LayerSpec {
-            in_dim: mlp.layer(l).in_dim,
-            out_dim: mlp.layer(l).out_dim,
-            relu: true,
-            data: LayerData::Int8 {
-                weight: &q.weight,
-                bias: &q.bias,
-                requant: &q.requant,
-                output: q.output,
-            },
-        })
-        .collect();
+    let mut specs = int8_specs(mlp, &q);
     let in_dim = mlp.layer(body).in_dim;
     let (task, weight, bias) = match fresh {
         Some(task) => {
