@@ -18,7 +18,7 @@ use crate::data::sample::balanced_subset;
 use crate::data::{self, Dataset, Split};
 use crate::device_sim::{encode_images, simulate, Sim};
 use crate::export::{self, BlobBytes, Calibration};
-use crate::fsutil::{write_atomic, write_dest, Outputs};
+use crate::fsutil::{write_atomic, write_dest, Dest, Outputs};
 use crate::interrupt;
 use crate::par::{capped_threads, Pool};
 use crate::report::{self, DeviceSimReport};
@@ -58,52 +58,12 @@ pub fn run(a: &FineTuneArgs) -> Result<()> {
 }
 
 fn sim(a: &FineTuneArgs) -> Result<()> {
-    let bad = usage("fine-tune");
     let h = &a.run.hyper;
-    let Lr::Value(lr) = a.run.lr else {
-        return Err(Usage(
-            "ember fine-tune --on-device-sim: --lr takes a number (the device trains at a constant rate)"
-                .into(),
-        )
-        .into());
-    };
-    let plan = Plan {
-        lr,
-        momentum: h.momentum,
-        batch: h.batch,
-        epochs: a.epochs.unwrap_or(EPOCHS),
-        seed: h.seed,
-    };
-    if plan.epochs == 0 {
-        return Err(
-            Usage("ember fine-tune --on-device-sim: --epochs 0: nothing to train".into()).into(),
-        );
-    }
-    // Every file checked before any work.
+    let plan = checked_plan(a)?;
     let data_dir = data::data_dir(h.data.data.as_deref());
-    let mut files = Outputs::new();
-    files.data_inputs(&data_dir, &data::FILES)?;
-    files.input("--from", &a.from)?;
-    if let Some(out) = &a.run.out {
-        files.output("--out", out, false).map_err(&bad)?;
-    }
-    let metrics = match &a.run.metrics {
-        Some(m) => Some(files.output("--metrics", m, true).map_err(&bad)?),
-        None => None,
-    };
+    let metrics = plan_files(a, &data_dir)?;
     let ck = Checkpoint::load(&a.from)?;
     let task: Task = a.task.map_or(ck.task, Into::into);
-    if let Some(dir) = &a.vectors {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
-        }
-        for f in VECTOR_FILES {
-            files
-                .output("--vectors", &dir.join(f), false)
-                .map_err(&bad)?;
-        }
-    }
     let new_head = ck.mlp.out_dim() != task.outputs() || ck.task != task;
     let pool = Pool::new(capped_threads(h.threads.threads))?;
     let calib = export::calibration_set(&ck, &data_dir, CALIB, h.seed)?;
@@ -127,11 +87,6 @@ fn sim(a: &FineTuneArgs) -> Result<()> {
     let s = simulate(&blob, &train, &test, &plan)?;
     interrupt::check("fine-tune stopped; nothing was written")?;
 
-    let m = blob.model()?;
-    let widths: Vec<usize> = std::iter::once(m.input_len())
-        .chain(m.layers.iter().map(|l| l.out_dim))
-        .collect();
-    let pct = |c: usize, n: usize| 100.0 * c as f64 / n.max(1) as f64;
     let count = a.vectors_count.min(test.len());
     if let Some(dir) = &a.vectors {
         write_vectors(dir, &blob, (&train, &test, count), &plan, &s)?;
@@ -139,6 +94,10 @@ fn sim(a: &FineTuneArgs) -> Result<()> {
     if let Some(out) = &a.run.out {
         write_atomic(out, &s.trained)?;
     }
+    let m = blob.model()?;
+    let widths: Vec<usize> = std::iter::once(m.input_len())
+        .chain(m.layers.iter().map(|l| l.out_dim))
+        .collect();
     let r = DeviceSimReport {
         from: a.from.display().to_string(),
         task: task.name().into(),
@@ -163,55 +122,113 @@ fn sim(a: &FineTuneArgs) -> Result<()> {
     if let Some(dest) = &metrics {
         write_dest(dest, report::to_json(&r).as_bytes())?;
     }
-    let mut o = Console::beside_json(matches!(metrics, Some(crate::fsutil::Dest::Stdout)));
+    let mut o = Console::beside_json(matches!(metrics, Some(Dest::Stdout)));
     if !h.quiet {
-        let head = if new_head {
-            format!("a fresh {}-output head", task.outputs())
-        } else {
-            "the checkpoint's head".into()
-        };
-        writeln!(
-            o,
-            "on-device simulation: {} as an int8 body with {head}, task {}",
-            r.arch,
-            task.name()
-        )?;
-        writeln!(
-            o,
-            "training {} images: {} steps ({} epochs of batch {}, lr {}, momentum {}); loss {:.4} -> {:.4}",
-            train.len(),
-            r.steps,
-            plan.epochs,
-            plan.batch,
-            plan.lr,
-            plan.momentum,
-            s.losses.first().copied().unwrap_or(f32::NAN),
-            s.losses.last().copied().unwrap_or(f32::NAN)
-        )?;
-        writeln!(
-            o,
-            "device RAM for training: {} B of head state, {} B of cached features, {} B of scratch",
-            r.state_bytes, r.feature_cache_bytes, r.scratch_bytes
-        )?;
-        if let Some(dir) = &a.vectors {
-            writeln!(
-                o,
-                "vectors: {} ({count} test images; run them: cd firmware && EMBER_FINETUNE_DATA={} cargo run --release --bin finetune)",
-                dir.display(),
-                std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()).display()
-            )?;
-        }
-        if let Some(out) = &a.run.out {
-            writeln!(o, "trained blob: {}", out.display())?;
-        }
+        print_run(&mut o, a, &r, count)?;
     }
     writeln!(
         o,
         "done: test_accuracy {:.2}% before, {:.2}% after on-device training ({} test images)",
-        pct(s.correct_before, test.len()),
-        pct(s.correct_after, test.len()),
-        test.len()
+        100.0 * r.accuracy_before,
+        100.0 * r.accuracy_after,
+        r.test_n
     )?;
+    Ok(())
+}
+
+/// The device's training plan from the flags, checked.
+fn checked_plan(a: &FineTuneArgs) -> Result<Plan> {
+    let h = &a.run.hyper;
+    let Lr::Value(lr) = a.run.lr else {
+        return Err(Usage(
+            "ember fine-tune --on-device-sim: --lr takes a number (the device trains at a constant rate)"
+                .into(),
+        )
+        .into());
+    };
+    let plan = Plan {
+        lr,
+        momentum: h.momentum,
+        batch: h.batch,
+        epochs: a.epochs.unwrap_or(EPOCHS),
+        seed: h.seed,
+    };
+    if plan.epochs == 0 {
+        return Err(
+            Usage("ember fine-tune --on-device-sim: --epochs 0: nothing to train".into()).into(),
+        );
+    }
+    Ok(plan)
+}
+
+/// Every file checked before any work: the inputs, `--out`, `--metrics`
+/// (returned) and the vectors' files (their folder made if missing).
+fn plan_files(a: &FineTuneArgs, data_dir: &Path) -> Result<Option<Dest>> {
+    let bad = usage("fine-tune");
+    let mut files = Outputs::new();
+    files.data_inputs(data_dir, &data::FILES)?;
+    files.input("--from", &a.from)?;
+    if let Some(out) = &a.run.out {
+        files.output("--out", out, false).map_err(&bad)?;
+    }
+    let metrics = match &a.run.metrics {
+        Some(m) => Some(files.output("--metrics", m, true).map_err(&bad)?),
+        None => None,
+    };
+    if let Some(dir) = &a.vectors {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the --vectors folder {}", dir.display()))?;
+        }
+        for f in VECTOR_FILES {
+            files
+                .output("--vectors", &dir.join(f), false)
+                .map_err(&bad)?;
+        }
+    }
+    Ok(metrics)
+}
+
+/// The human-readable account of a run (before the final line).
+fn print_run(o: &mut Console, a: &FineTuneArgs, r: &DeviceSimReport, count: usize) -> Result<()> {
+    let head = if r.new_head {
+        "a fresh head"
+    } else {
+        "the checkpoint's head"
+    };
+    writeln!(
+        o,
+        "on-device simulation: {} as an int8 body with {head}, task {}",
+        r.arch, r.task
+    )?;
+    writeln!(
+        o,
+        "training {} images: {} steps ({} epochs of batch {}, lr {}, momentum {}); loss {:.4} -> {:.4}",
+        r.train_examples,
+        r.steps,
+        r.epochs,
+        r.batch,
+        r.lr as f32,
+        r.momentum as f32,
+        r.losses.first().copied().unwrap_or(f64::NAN),
+        r.losses.last().copied().unwrap_or(f64::NAN)
+    )?;
+    writeln!(
+        o,
+        "device RAM for training: {} B of head state, {} B of cached features, {} B of scratch",
+        r.state_bytes, r.feature_cache_bytes, r.scratch_bytes
+    )?;
+    if let Some(dir) = &a.vectors {
+        writeln!(
+            o,
+            "vectors: {} ({count} test images; run them: cd firmware && EMBER_FINETUNE_DATA={} cargo run --release --bin finetune)",
+            dir.display(),
+            std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()).display()
+        )?;
+    }
+    if let Some(out) = &a.run.out {
+        writeln!(o, "trained blob: {}", out.display())?;
+    }
     Ok(())
 }
 
