@@ -398,13 +398,22 @@ macro_rules! gemm_body {
             while i0 < rows {
                 // SAFETY: forwarded contract, the tile's rows start at i0.
                 unsafe {
-                    match (rows - i0).min(MR) {
-                        1 => kernel_1(&t),
-                        2 => kernel::<2>(&t),
-                        3 => kernel::<3>(&t),
-                        4 => kernel::<4>(&t),
-                        5 => kernel::<5>(&t),
-                        _ => kernel::<6>(&t),
+                    // A panel of at most one vector's columns (a layer of
+                    // 10 outputs) runs one vector wide: the same chains,
+                    // half the work.
+                    match ((rows - i0).min(MR), t.nr <= $L) {
+                        (1, false) => kernel_1::<$NV>(&t),
+                        (2, false) => kernel::<2, $NV>(&t),
+                        (3, false) => kernel::<3, $NV>(&t),
+                        (4, false) => kernel::<4, $NV>(&t),
+                        (5, false) => kernel::<5, $NV>(&t),
+                        (_, false) => kernel::<6, $NV>(&t),
+                        (1, true) => kernel_1::<1>(&t),
+                        (2, true) => kernel::<2, 1>(&t),
+                        (3, true) => kernel::<3, 1>(&t),
+                        (4, true) => kernel::<4, 1>(&t),
+                        (5, true) => kernel::<5, 1>(&t),
+                        (_, true) => kernel::<6, 1>(&t),
                     }
                 }
                 i0 += MR;
@@ -418,17 +427,18 @@ macro_rules! gemm_body {
             }
         }
 
-        /// An `R x NR` tile: one FMA chain per element.
+        /// An `R x (V·L)` tile (`V` vectors: `NR`, or one for a narrow
+        /// panel): one FMA chain per element.
         ///
         /// # Safety
         /// `t` addresses R rows of A over kc, a kc x NR panel of B and an
-        /// R x nr block of C, all in bounds.
+        /// R x nr block of C (nr <= V·L), all in bounds.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn kernel<const R: usize>(t: &Tile) {
-            let mut acc = [[zero(); $NV]; R];
+        unsafe fn kernel<const R: usize, const V: usize>(t: &Tile) {
+            let mut acc = [[zero(); V]; R];
             for p in 0..t.kc {
-                let mut bv = [zero(); $NV];
+                let mut bv = [zero(); V];
                 for (v, x) in bv.iter_mut().enumerate() {
                     // SAFETY: p < kc, v * LANES < NR: inside the panel (contract).
                     *x = unsafe { load(t.b.add(p * t.ldb + v * $L)) };
@@ -442,7 +452,7 @@ macro_rules! gemm_body {
                 }
             }
             // SAFETY: forwarded contract.
-            unsafe { store_tile::<R>(t, &acc) }
+            unsafe { store_tile::<R, V>(t, &acc) }
         }
 
         /// A single row: four interleaved chains over k hide the FMA latency
@@ -452,8 +462,8 @@ macro_rules! gemm_body {
         /// As [`kernel`] with R = 1.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn kernel_1(t: &Tile) {
-            let mut acc = [[zero(); $NV]; 4];
+        unsafe fn kernel_1<const V: usize>(t: &Tile) {
+            let mut acc = [[zero(); V]; 4];
             let mut p = 0;
             while p + 4 <= t.kc {
                 for (q, chain) in acc.iter_mut().enumerate() {
@@ -477,25 +487,26 @@ macro_rules! gemm_body {
                 }
                 p += 1;
             }
-            let mut sum = [zero(); $NV];
+            let mut sum = [zero(); V];
             for (v, s) in sum.iter_mut().enumerate() {
                 *s = add(add(acc[0][v], acc[1][v]), add(acc[2][v], acc[3][v]));
             }
             // SAFETY: forwarded contract.
-            unsafe { store_tile::<1>(t, &[sum]) }
+            unsafe { store_tile::<1, V>(t, &[sum]) }
         }
 
-        /// Writes (or adds) an `R x NR` accumulator block into C, clipped to nr columns.
+        /// Writes (or adds) an `R x (V·L)` accumulator block into C, clipped
+        /// to nr columns.
         ///
         /// # Safety
         /// The R x nr block of C at `t.c` is in bounds.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn store_tile<const R: usize>(t: &Tile, acc: &[[$V; $NV]; R]) {
-            if t.nr == NR {
+        unsafe fn store_tile<const R: usize, const V: usize>(t: &Tile, acc: &[[$V; V]; R]) {
+            if t.nr == V * $L {
                 for (r, row) in acc.iter().enumerate() {
                     for (v, x) in row.iter().enumerate() {
-                        // SAFETY: r < R, v * LANES + LANES <= NR = nr: inside C's block.
+                        // SAFETY: r < R, v * LANES + LANES <= V * LANES = nr: inside C's block.
                         let p = unsafe { t.c.add(r * t.ldc + v * $L) };
                         let y = if t.acc {
                             // SAFETY: same element range as p.
