@@ -1,6 +1,7 @@
 //! int8 inference of a 784-128-10 MLP from a blob, one thread: latency at
 //! batch 1 and throughput at batch 256 (images/s), for every path this CPU
-//! runs, beside the f32 path (the core's `Mlp::forward`) in the same run.
+//! runs, beside the f32 path (the core's `Mlp::forward`) on every path in
+//! the same run.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ember::blob;
@@ -59,18 +60,23 @@ fn bench(c: &mut Criterion) {
                 })
             });
         }
-        Isa::force(Isa::detect()).unwrap();
         let x: Vec<f32> = images[..batch * 784]
             .iter()
             .map(|&p| p as f32 / 255.0)
             .collect();
         let mut acts = vec![0.0; mlp.act_len(batch)];
-        g.bench_function(BenchmarkId::new("f32", Isa::active().name()), |b| {
-            b.iter(|| {
-                mlp.forward(&Serial, &params, black_box(&x), &mut acts, batch)
-                    .unwrap()
-            })
-        });
+        // The f32 path on every ISA too: each int8 path's ratio is taken
+        // against the f32 path of the same instruction set.
+        for isa in Isa::available() {
+            g.bench_function(BenchmarkId::new("f32", isa.name()), |b| {
+                Isa::force(isa).unwrap();
+                b.iter(|| {
+                    mlp.forward(&Serial, &params, black_box(&x), &mut acts, batch)
+                        .unwrap()
+                })
+            });
+        }
+        Isa::force(Isa::detect()).unwrap();
         g.finish();
     }
 }

@@ -693,74 +693,26 @@ fn fuzz_corpus_replays_cleanly() {
 }
 
 /// The batched integer inference is the one-image reference bit for bit, on
-/// every path: image counts around the kernel's block (4) and group (8),
-/// rows around its block, and the saturation corners (all-255 and all-0
-/// images, ±127 weights).
+/// every path: image counts around the kernel's tiles (1, 4, 12 and 24
+/// images), rows around its blocks of 16 and its chunks of 96, inputs that
+/// are not whole groups of 4, requantizations from shift 0 to deep shifts,
+/// ReLU with a zero point above −128, and the saturation corners (all-255
+/// and all-0 images, ±127 weights).
 #[test]
 fn batched_int8_inference_is_the_one_image_reference_bit_for_bit() {
-    use ember::quant::{ActQuant, Requant};
-    let mut gen = Gen(0xba7c_4001);
-    // 784 -> 37 (ReLU) -> 10: 37 rows is 9 blocks of 4 and a tail of 1.
-    let dims = [784usize, 37, 10];
-    let w: Vec<Vec<i8>> = (0..2)
-        .map(|l| {
-            (0..dims[l] * dims[l + 1])
-                .map(|i| match i % 97 {
-                    0 => 127,
-                    1 => -127,
-                    _ => (gen.vec(1)[0] * 127.0) as i8,
-                })
-                .collect()
-        })
-        .collect();
-    let bias: Vec<Vec<i32>> = (0..2)
-        .map(|l| (0..dims[l + 1]).map(|c| (c as i32 - 5) * 997).collect())
-        .collect();
-    let rq: Vec<Vec<Requant>> = (0..2)
-        .map(|l| vec![Requant::from_real(0.0009 * (l + 1) as f64).unwrap(); dims[l + 1]])
-        .collect();
-    let specs: Vec<LayerSpec<'_>> = (0..2)
-        .map(|l| LayerSpec {
-            in_dim: dims[l],
-            out_dim: dims[l + 1],
-            relu: l == 0,
-            data: LayerData::Int8 {
-                weight: &w[l],
-                bias: &bias[l],
-                requant: &rq[l],
-                output: ActQuant {
-                    scale: 0.05,
-                    zero_point: if l == 0 { -128 } else { 3 },
-                },
-            },
-        })
-        .collect();
-    let n = blob::blob_len(&specs).unwrap();
-    let mut buf = vec![0u8; n + 16];
-    let off = (16 - buf.as_ptr() as usize % 16) % 16;
-    blob::write(0, &specs, &mut buf[off..off + n]).unwrap();
-    let m = parse(&buf[off..off + n]).unwrap();
-    for images in [0usize, 1, 3, 4, 5, 8, 9, 17, 33] {
-        let mut px: Vec<u8> = (0..images * 784)
-            .map(|i| ((i * 7919 + images) % 256) as u8)
-            .collect();
-        if images > 1 {
-            px[..784].fill(255);
-            px[784..2 * 784].fill(0);
-        }
-        let mut scratch = vec![0u8; m.scratch_bytes()];
-        let mut want = vec![0i8; images * 10];
-        for (img, o) in px.chunks_exact(784).zip(want.chunks_exact_mut(10)) {
-            m.infer_i8(img, &mut scratch, o).unwrap();
-        }
-        for isa in Isa::available() {
-            let mut scratch = vec![0u8; m.batch_scratch_bytes(images).unwrap()];
-            let mut got = vec![99i8; images * 10];
-            m.infer_batch_i8_on(isa, &px, &mut scratch, &mut got)
-                .unwrap();
-            assert_eq!(got, want, "{isa} {images} images");
-        }
-    }
+    // 37 rows: a pair of blocks and 5 rows; 100: a chunk of 96 and 4 more;
+    // 783 and 37 inputs end inside a group of 4.
+    let bytes = batch_model(&[784, 37, 10], -128, 1);
+    check_batched(
+        &bytes,
+        784,
+        &[0, 1, 3, 4, 5, 8, 9, 12, 13, 17, 24, 25, 33, 50],
+    );
+    check_batched(
+        &batch_model(&[783, 100, 37, 3], 5, 2),
+        783,
+        &[1, 11, 12, 16, 29],
+    );
     // On a CPU with VNNI, CI requires the block kernel to be the one tested.
     if cfg!(target_arch = "x86_64") && std::env::var_os("EMBER_REQUIRE_VNNI").is_some() {
         assert!(
@@ -769,6 +721,8 @@ fn batched_int8_inference_is_the_one_image_reference_bit_for_bit() {
         );
     }
     // Errors before anything is written.
+    let (buf, off) = aligned(&bytes);
+    let m = parse(&buf[off..off + bytes.len()]).unwrap();
     let mut scratch = vec![0u8; m.batch_scratch_bytes(2).unwrap()];
     let mut out = vec![7i8; 20];
     assert!(m.infer_batch_i8(&[0; 785], &mut scratch, &mut out).is_err());
@@ -779,4 +733,84 @@ fn batched_int8_inference_is_the_one_image_reference_bit_for_bit() {
         .infer_batch_i8(&[0; 1568], &mut scratch, &mut out[..19])
         .is_err());
     assert!(out.iter().all(|&v| v == 7));
+}
+
+/// An int8 model of the given widths for the batched test: weights with
+/// ±127 corners, per-row requantizations from 0.6 (shift 0) to 1e-5, hidden
+/// layers with ReLU at zero point `relu_zp`.
+fn batch_model(dims: &[usize], relu_zp: i32, seed: u32) -> Vec<u8> {
+    use ember::quant::{ActQuant, Requant};
+    let mut gen = Gen(0xba7c_4001 + seed);
+    let layers = dims.len() - 1;
+    let w: Vec<Vec<i8>> = (0..layers)
+        .map(|l| {
+            (0..dims[l] * dims[l + 1])
+                .map(|i| match i % 97 {
+                    0 => 127,
+                    1 => -127,
+                    _ => (gen.vec(1)[0] * 127.0) as i8,
+                })
+                .collect()
+        })
+        .collect();
+    let bias: Vec<Vec<i32>> = (0..layers)
+        .map(|l| (0..dims[l + 1]).map(|c| (c as i32 - 5) * 997).collect())
+        .collect();
+    let reals = [0.6, 0.0009, 0.02, 1e-5, 0.3, 0.0031, 0.25];
+    let rq: Vec<Vec<Requant>> = (0..layers)
+        .map(|l| {
+            (0..dims[l + 1])
+                .map(|c| Requant::from_real(reals[(c + l) % reals.len()] / (l + 1) as f64).unwrap())
+                .collect()
+        })
+        .collect();
+    let specs: Vec<LayerSpec<'_>> = (0..layers)
+        .map(|l| LayerSpec {
+            in_dim: dims[l],
+            out_dim: dims[l + 1],
+            relu: l + 1 < layers,
+            data: LayerData::Int8 {
+                weight: &w[l],
+                bias: &bias[l],
+                requant: &rq[l],
+                output: ActQuant {
+                    scale: 0.05,
+                    zero_point: if l + 1 < layers { relu_zp } else { 3 },
+                },
+            },
+        })
+        .collect();
+    let n = blob::blob_len(&specs).unwrap();
+    let mut buf = vec![0u8; n];
+    blob::write(0, &specs, &mut buf).unwrap();
+    buf
+}
+
+/// [`Model::infer_batch_i8_on`] on every path against `infer_i8` image by
+/// image, for each count of images (the first all 255, the second all 0).
+fn check_batched(bytes: &[u8], input: usize, counts: &[usize]) {
+    let (buf, off) = aligned(bytes);
+    let m = parse(&buf[off..off + bytes.len()]).unwrap();
+    let outs = m.output_len();
+    for &images in counts {
+        let mut px: Vec<u8> = (0..images * input)
+            .map(|i| ((i * 7919 + images) % 256) as u8)
+            .collect();
+        if images > 1 {
+            px[..input].fill(255);
+            px[input..2 * input].fill(0);
+        }
+        let mut scratch = vec![0u8; m.scratch_bytes()];
+        let mut want = vec![0i8; images * outs];
+        for (img, o) in px.chunks_exact(input).zip(want.chunks_exact_mut(outs)) {
+            m.infer_i8(img, &mut scratch, o).unwrap();
+        }
+        for isa in Isa::available() {
+            let mut scratch = vec![0u8; m.batch_scratch_bytes(images).unwrap()];
+            let mut got = vec![99i8; images * outs];
+            m.infer_batch_i8_on(isa, &px, &mut scratch, &mut got)
+                .unwrap();
+            assert_eq!(got, want, "{isa} {images} images, input {input}");
+        }
+    }
 }

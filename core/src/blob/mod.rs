@@ -11,7 +11,7 @@
 
 use crate::buffer::as_i8;
 use crate::quant::{
-    batch_needs_sums, dots_i8_checked_weights, dots_u8_batch_checked, requantize, row_sums_on,
+    batch_packed, dots_i8_checked_weights, layer_u8_packed_checked, packed_len, requantize,
     ActQuant, Requant,
 };
 use crate::Isa;
@@ -420,18 +420,28 @@ impl<'a> Model<'a> {
     }
 
     /// Scratch bytes [`Model::infer_batch_i8`] needs for `images` images (two
-    /// activation buffers of the widest edge per image), or `None` when that
-    /// overflows.
+    /// activation buffers of the widest edge per image, and room to repack
+    /// the weights of up to 96 rows of the widest layer for the VNNI kernel),
+    /// or `None` when that overflows.
     pub fn batch_scratch_bytes(&self, images: usize) -> Option<usize> {
-        self.scratch.checked_mul(images)
+        self.scratch
+            .checked_mul(images)?
+            .checked_add(self.pack_bytes())
+    }
+
+    /// The repacking room of [`Model::batch_scratch_bytes`].
+    fn pack_bytes(&self) -> usize {
+        let each = |l: &Layer<'_>| packed_len(CHUNK.min(l.out_dim), l.in_dim);
+        self.layers.iter().map(each).max().unwrap_or(0)
     }
 
     /// Integer-only inference of many images at once, bit for bit
     /// [`Model::infer_i8`] image by image: `pixels` holds the images one
     /// after another (`input_len()` bytes each) and `out` receives
-    /// `output_len()` int8 logits per image. With AVX-512 VNNI each weight
-    /// vector loaded serves a block of images; other paths run image by
-    /// image (same bits).
+    /// `output_len()` int8 logits per image. With AVX-512 VNNI the weights
+    /// are repacked so that each vector loaded serves 16 rows of up to 24
+    /// images with no horizontal sums; other paths run image by image (same
+    /// bits).
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] when `pixels` is not a whole number of
@@ -488,12 +498,12 @@ impl<'a> Model<'a> {
                 got: scratch.len(),
             });
         }
-        let half = need / 2;
+        let half = self.scratch / 2 * images;
         let (a, rest) = scratch.split_at_mut(half);
-        let b = &mut rest[..half];
+        let (b, pack) = rest.split_at_mut(half);
         // The VNNI path keeps activations shifted to unsigned (x + 128: the
         // pixel itself for the input), the others as int8 (q = p - 128).
-        let unsigned = batch_needs_sums(isa);
+        let unsigned = batch_packed(isa);
         let flip = if unsigned { 0 } else { 0x80 };
         for (q, &p) in a.iter_mut().zip(pixels) {
             *q = p ^ flip;
@@ -503,7 +513,7 @@ impl<'a> Model<'a> {
             // x: (images, in_dim) int8 -> y: (images, out_dim) int8
             let x = &cur[..images * layer.in_dim];
             let y = &mut next[..images * layer.out_dim];
-            batch_layer(isa, unsigned, layer, images, x, y)?;
+            batch_layer(isa, unsigned, layer, images, x, y, pack)?;
             core::mem::swap(&mut cur, &mut next);
         }
         for (o, &q) in out.iter_mut().zip(cur.iter()) {
@@ -570,9 +580,10 @@ impl<'a> Model<'a> {
 }
 
 /// One layer of [`Model::infer_batch_i8`]: row chunks outermost (their
-/// weights stay in cache across the image groups), then groups of images.
-/// With `unsigned`, activations in and out are shifted to unsigned
-/// (`x + 128`) for the VNNI kernel; otherwise they are plain int8.
+/// weights stay in cache across the images). With `unsigned`, activations
+/// in and out are shifted to unsigned (`x + 128`) for the VNNI kernel,
+/// which repacks each chunk's weights into `pack` and runs every image
+/// through them; otherwise they are plain int8, image by image.
 fn batch_layer(
     isa: Isa,
     unsigned: bool,
@@ -580,24 +591,19 @@ fn batch_layer(
     images: usize,
     x: &[u8],
     y: &mut [u8],
+    pack: &mut [u8],
 ) -> Result<(), Error> {
     let (n, m) = (layer.in_dim, layer.out_dim);
     let w = as_i8(layer.weight);
-    let mut sums = [0i32; CHUNK];
     let mut acc = [0i32; GROUP * CHUNK];
     let mut bias = [0i32; CHUNK];
     let mut rqs = [Requant {
         multiplier: 0,
         shift: 0,
     }; CHUNK];
-    let flip = if unsigned { 0x80u8 } else { 0 };
     for c0 in (0..m).step_by(CHUNK) {
         let rows_n = CHUNK.min(m - c0);
         let rows = &w[c0 * n..(c0 + rows_n) * n];
-        let sums = &mut sums[..rows_n];
-        if unsigned {
-            row_sums_on(isa, rows, n, sums);
-        }
         // Decoded once per chunk, not once per image.
         for (r, (b, q)) in bias.iter_mut().zip(rqs.iter_mut()).take(rows_n).enumerate() {
             *b = le_i32(layer.bias, c0 + r);
@@ -606,23 +612,26 @@ fn batch_layer(
                 shift: le_i32(layer.requant, 2 * (c0 + r) + 1) as u32,
             };
         }
+        if unsigned {
+            // The VNNI kernel requantizes in registers and writes y itself.
+            let (b, q) = (&bias[..rows_n], &rqs[..rows_n]);
+            let (zp, relu) = (layer.output.zero_point, layer.relu);
+            layer_u8_packed_checked(isa, x, n, rows, b, q, zp, relu, y, m, c0, pack)?;
+            continue;
+        }
         for g0 in (0..images).step_by(GROUP) {
             let g = GROUP.min(images - g0);
             let acc = &mut acc[..g * rows_n];
             let xs = &x[g0 * n..(g0 + g) * n];
-            if unsigned {
-                dots_u8_batch_checked(isa, xs, n, rows, sums, acc)?;
-            } else {
-                for (xi, a) in as_i8(xs).chunks_exact(n).zip(acc.chunks_exact_mut(rows_n)) {
-                    dots_i8_checked_weights(isa, xi, rows, a)?;
-                }
+            for (xi, a) in as_i8(xs).chunks_exact(n).zip(acc.chunks_exact_mut(rows_n)) {
+                dots_i8_checked_weights(isa, xi, rows, a)?;
             }
             for (i, accs) in acc.chunks_exact(rows_n).enumerate() {
                 let out = &mut y[(g0 + i) * m + c0..(g0 + i) * m + c0 + rows_n];
                 for (((o, a), b), rq) in out.iter_mut().zip(accs).zip(&bias).zip(&rqs) {
                     // Parse bounds |bias| <= 2^30 and in_dim <= 2^16: no overflow.
                     let total = a.wrapping_add(*b);
-                    *o = (requantize(total, *rq, layer.output.zero_point, layer.relu) as u8) ^ flip;
+                    *o = requantize(total, *rq, layer.output.zero_point, layer.relu) as u8;
                 }
             }
         }

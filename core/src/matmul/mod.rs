@@ -32,7 +32,7 @@ mod pack;
 pub mod reference;
 pub mod sparse;
 #[cfg(target_arch = "x86_64")]
-mod x86_64;
+pub(crate) mod x86_64;
 
 /// Rows of the micro-kernel tile on every vector path; row splits for
 /// parallel work fall on multiples of it so tiles never change with the split.

@@ -61,10 +61,10 @@ pub fn dots_i8_on(isa: Isa, x: &[i8], w: &[i8], acc: &mut [i32]) -> Result<(), E
     dots_i8_checked_weights(isa, x, w, acc)
 }
 
-/// Whether [`dots_i8_batch_checked`] takes the row sums [`row_sums_on`]
-/// computes (the VNNI path's unsigned shift needs them); other paths skip
-/// computing them.
-pub(crate) fn batch_needs_sums(isa: Isa) -> bool {
+/// Whether the batched inference takes the AVX-512 VNNI route
+/// ([`layer_u8_packed_checked`]: activations shifted to unsigned, weights
+/// repacked); other paths run image by image on plain int8.
+pub(crate) fn batch_packed(isa: Isa) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         isa == Isa::Avx512 && isa.is_supported() && Isa::has_vnni()
@@ -76,56 +76,77 @@ pub(crate) fn batch_needs_sums(isa: Isa) -> bool {
     }
 }
 
-/// `sums[c] = Σ_i w[c·n + i]`, for [`dots_i8_batch_checked`].
-pub(crate) fn row_sums_on(isa: Isa, w: &[i8], n: usize, sums: &mut [i32]) {
-    if sums.len().checked_mul(n) != Some(w.len()) {
-        return;
-    }
+/// Bytes [`layer_u8_packed_checked`] needs to repack `rows` rows of `n`
+/// weights (0 on paths that do not repack).
+pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
-    if batch_needs_sums(isa) {
-        // SAFETY: batch_needs_sums() confirmed avx512f+bw and avx512vnni;
-        // w.len() == sums.len() * n was checked above.
-        unsafe { x86_64::avx512vnni_batch::row_sums(w, n, sums) };
-        return;
+    {
+        x86_64::avx512vnni_packed::packed_len(rows, n)
     }
-    let _ = isa;
-    for (c, s) in sums.iter_mut().enumerate() {
-        *s = w[c * n..(c + 1) * n].iter().map(|&v| v as i32).sum();
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (rows, n);
+        0
     }
 }
 
-/// Several images at once, activations shifted to unsigned:
-/// `acc[b·m + c] = Σ_i (xs[b·n + i] − 128) · w[c·n + i]` for the
-/// `xs.len() / n` images of `xs` (each `x + 128`: the raw pixels for a first
-/// layer) and the `m = w.len() / n` rows of `w`, exact: the same integers as
-/// [`dots_i8`] on `x`. `sums` holds the rows' weight sums ([`row_sums_on`]).
-/// Only the AVX-512 VNNI path takes this route ([`batch_needs_sums`]).
-pub(crate) fn dots_u8_batch_checked(
+/// A whole layer's rows `c0 .. c0 + bias.len()` for every image, on the
+/// AVX-512 VNNI path ([`batch_packed`]): `y[b·m + c0 + r] =
+/// requantize(Σ_i (xs[b·n + i] − 128) · w[r·n + i] + bias[r], rqs[r],
+/// zero_point, relu) + 128`, activations in and out shifted to unsigned;
+/// `w` holds the rows' weights, repacked into `pack` first.
+///
+/// # Errors
+/// [`Error::BadDimension`] or [`Error::ShapeMismatch`] when the lengths
+/// disagree, [`Error::BufferTooSmall`] when `pack` is shorter than
+/// [`packed_len`], [`Error::BadField`] for an invalid requantization,
+/// [`Error::IsaUnavailable`] off that path.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn layer_u8_packed_checked(
     isa: Isa,
     xs: &[u8],
     n: usize,
     w: &[i8],
-    sums: &[i32],
-    acc: &mut [i32],
+    bias: &[i32],
+    rqs: &[Requant],
+    zero_point: i32,
+    relu: bool,
+    y: &mut [u8],
+    m: usize,
+    c0: usize,
+    pack: &mut [u8],
 ) -> Result<(), Error> {
-    if n == 0 || n > MAX_IN || !xs.len().is_multiple_of(n) || !w.len().is_multiple_of(n) {
+    let rows = bias.len();
+    if n == 0 || n > MAX_IN || m == 0 || !xs.len().is_multiple_of(n) {
         return Err(Error::BadDimension);
     }
-    let (images, m) = (xs.len() / n, w.len() / n);
-    if acc.len() != images * m || sums.len() != m {
+    let images = xs.len() / n;
+    if w.len() != rows * n || rqs.len() != rows || c0 + rows > m || y.len() != images * m {
         return Err(Error::ShapeMismatch {
             expected: images * m,
-            got: acc.len(),
+            got: y.len(),
         });
     }
+    if let Some(i) = rqs.iter().position(|r| !r.is_valid()) {
+        return Err(Error::BadField { offset: i });
+    }
     #[cfg(target_arch = "x86_64")]
-    if batch_needs_sums(isa) {
-        // SAFETY: batch_needs_sums() confirmed avx512f+bw and avx512vnni;
-        // every length was checked above and n <= MAX_IN.
-        unsafe { x86_64::avx512vnni_batch::dots_u8_batch(xs, n, w, sums, acc) };
+    if batch_packed(isa) {
+        use x86_64::avx512vnni_packed as k;
+        let need = k::packed_len(rows, n);
+        let got = pack.len();
+        let pack = pack
+            .get_mut(..need)
+            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        // SAFETY: batch_packed() confirmed avx512f+bw+fma and avx512vnni;
+        // every length and requantization was checked above, n <= MAX_IN.
+        unsafe {
+            k::pack(w, n, rows, pack);
+            k::layer(xs, n, pack, bias, rqs, zero_point, relu, y, m, c0);
+        }
         return Ok(());
     }
-    let _ = isa;
+    let _ = (isa, zero_point, relu, pack);
     Err(Error::IsaUnavailable)
 }
 

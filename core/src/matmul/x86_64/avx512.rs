@@ -61,7 +61,7 @@ unsafe fn nonzero_mask(p: *const f32) -> u32 {
 /// two rounds of 128-bit lane shuffles gather each output row's four quads.
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
-fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+pub(crate) fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
     let mut t = [_mm512_setzero_ps(); 16];
     for p in 0..8 {
         t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);

@@ -2,4 +2,4 @@
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 pub(crate) mod avx512vnni;
-pub(crate) mod avx512vnni_batch;
+pub(crate) mod avx512vnni_packed;
