@@ -61,13 +61,14 @@ pub fn dots_i8_on(isa: Isa, x: &[i8], w: &[i8], acc: &mut [i32]) -> Result<(), E
     dots_i8_checked_weights(isa, x, w, acc)
 }
 
-/// Whether the batched inference takes the AVX-512 VNNI route
+/// Whether the batched inference takes the packed route
 /// ([`layer_u8_packed_checked`]: activations shifted to unsigned, weights
-/// repacked); other paths run image by image on plain int8.
+/// repacked): AVX-512 with VNNI, and AVX2 (with or without AVX-512); other
+/// paths run image by image on plain int8.
 pub(crate) fn batch_packed(isa: Isa) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        isa == Isa::Avx512 && isa.is_supported() && Isa::has_vnni()
+        matches!(isa, Isa::Avx512 | Isa::Avx2Fma) && isa.is_supported()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -77,11 +78,12 @@ pub(crate) fn batch_packed(isa: Isa) -> bool {
 }
 
 /// Bytes [`layer_u8_packed_checked`] needs to repack `rows` rows of `n`
-/// weights (0 on paths that do not repack).
+/// weights on any x86_64 path (0 where nothing repacks).
 pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_64::avx512vnni_packed::packed_len(rows, n)
+        let vnni = x86_64::avx512vnni_packed::packed_len(rows, n);
+        vnni.max(x86_64::avx2_packed::packed_len(rows, n))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -90,8 +92,8 @@ pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
     }
 }
 
-/// A whole layer's rows `c0 .. c0 + bias.len()` for every image, on the
-/// AVX-512 VNNI path ([`batch_packed`]): `y[b·m + c0 + r] =
+/// A whole layer's rows `c0 .. c0 + bias.len()` (at most 96) for every
+/// image, on the packed paths ([`batch_packed`]: AVX-512 VNNI, else AVX2): `y[b·m + c0 + r] =
 /// requantize(Σ_i (xs[b·n + i] − 128) · w[r·n + i] + bias[r], rqs[r],
 /// zero_point, relu) + 128`, activations in and out shifted to unsigned;
 /// `w` holds the rows' weights, repacked into `pack` first.
@@ -129,6 +131,28 @@ pub(crate) fn layer_u8_packed_checked(
     }
     if let Some(i) = rqs.iter().position(|r| !r.is_valid()) {
         return Err(Error::BadField { offset: i });
+    }
+    #[cfg(target_arch = "x86_64")]
+    if batch_packed(isa) && !(isa == Isa::Avx512 && Isa::has_vnni()) {
+        use x86_64::avx2_packed as k;
+        let mut counts = [0u32; 12];
+        let counts = counts
+            .get_mut(..rows.div_ceil(8))
+            .ok_or(Error::BadDimension)?;
+        let need = k::packed_len(rows, n);
+        let got = pack.len();
+        let pack = pack
+            .get_mut(..need)
+            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        // SAFETY: batch_packed() confirmed avx2+fma; every length and
+        // requantization was checked above, rows <= 96, n <= MAX_IN.
+        unsafe {
+            k::pack(w, n, rows, pack, counts);
+            k::layer(
+                xs, n, w, pack, counts, bias, rqs, zero_point, relu, y, m, c0,
+            );
+        }
+        return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
     if batch_packed(isa) {

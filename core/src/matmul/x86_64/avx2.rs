@@ -65,7 +65,7 @@ unsafe fn nonzero_mask(p: *const f32) -> u32 {
 /// pairs, shuffle quads, swap 128-bit halves.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+pub(crate) fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
     let t2 = _mm256_unpacklo_ps(r[2], r[3]);

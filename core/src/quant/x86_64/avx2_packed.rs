@@ -1,0 +1,429 @@
+//! AVX2 on packed weights: a whole layer for a batch of images, as the VNNI
+//! kernel does it ([`super::avx512vnni_packed`]) with 8 rows per vector and
+//! `vpmaddubsw` + `vpmaddwd` in place of `vpdpbusd`.
+//!
+//! The layout: lane r of the vector for block `b` and group `g` holds
+//! `w[8b + r][4g .. 4g + 4]`. An image's four input bytes, shifted to
+//! unsigned and broadcast, meet 8 rows: `vpmaddubsw` forms the two pair sums
+//! `u0·w0 + u1·w1` and `u2·w2 + u3·w3` of each row in 16 bits, `vpmaddwd`
+//! with ones adds them into the row's 32-bit lane.
+//!
+//! **Saturation.** `vpmaddubsw` saturates a pair sum to 16 bits. With
+//! `u` in 0..=255, a pair of weights of opposite signs stays within
+//! `255 · 127`; a pair of one sign reaches `255 · |w0 + w1|`, which fits
+//! exactly when `|w0 + w1| <= 128`. [`pack`] finds every pair that could
+//! saturate, keeps its first weight in the main vector and moves the second
+//! into a residual vector of the same cell (each alone is safe), and lists
+//! the cells that have one; the kernel adds those cells in a second pass. A
+//! trained layer has few such pairs; a layer of ±127 weights (FAULTS 27) has
+//! them everywhere and is exact, at about twice the work.
+//!
+//! The requantization runs in vectors without AVX-512's 64-bit arithmetic
+//! shift: offset by 2^62 the rounded product is non-negative, a logical
+//! shift divides it, and the offset's share comes back out.
+use core::arch::x86_64::*;
+
+use crate::matmul::x86_64::avx2::transpose8;
+use crate::quant::Requant;
+
+/// Images per tile: 5 images by 2 blocks are 10 accumulators of the 16 ymm
+/// registers, beside the 2 weight vectors, the broadcast input, a product
+/// and the ones.
+const IMAGES: usize = 5;
+
+/// Cells (blocks by groups) of `rows` rows of `n` inputs.
+fn cells(rows: usize, n: usize) -> usize {
+    rows.div_ceil(8) * n.div_ceil(4)
+}
+
+/// Bytes [`pack`] needs for `rows` rows of `n` inputs: the main and the
+/// residual vectors, and the residual cells' group numbers (u16).
+pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
+    cells(rows, n) * (32 + 32 + 2)
+}
+
+/// Repacks `rows` rows of `n` int8 weights into the layout the kernel reads
+/// (module docs): `out` receives the main vectors, then for each block its
+/// residual vectors and their groups, packed to the front of the block's
+/// share; `counts[b]` receives block b's number of residual cells. Each 8
+/// rows by 32 inputs pass through one 8 x 8 transpose of 32-bit words.
+///
+/// # Safety
+/// The CPU supports avx2 and fma; `w.len() = rows · n`, `out.len() =
+/// packed_len(rows, n)`, `counts.len() = rows.div_ceil(8)`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn pack(w: &[i8], n: usize, rows: usize, out: &mut [u8], counts: &mut [u32]) {
+    debug_assert!(w.len() == rows * n && out.len() == packed_len(rows, n));
+    let groups = n.div_ceil(4);
+    let all = cells(rows, n);
+    let (main, rest) = out.split_at_mut(all * 32);
+    let (res, idx) = rest.split_at_mut(all * 32);
+    let ones = _mm256_set1_epi8(1);
+    let limit = _mm256_set1_epi16(128);
+    let high = _mm256_set1_epi16(0xff00u16 as i16);
+    for (b, count) in counts.iter_mut().enumerate() {
+        let present = (rows - 8 * b).min(8);
+        *count = 0;
+        for g0 in (0..groups).step_by(8) {
+            let bytes = (n - 4 * g0).min(32);
+            let r: [__m256; 8] = core::array::from_fn(|r| {
+                let mut buf = [0u8; 32];
+                if r < present {
+                    let at = (8 * b + r) * n + 4 * g0;
+                    for (o, &v) in buf.iter_mut().zip(&w[at..at + bytes]) {
+                        *o = v as u8;
+                    }
+                }
+                // SAFETY: buf holds 32 bytes.
+                unsafe { _mm256_loadu_ps(buf.as_ptr().cast()) }
+            });
+            for (j, v) in transpose8(r).iter().enumerate().take((groups - g0).min(8)) {
+                let v = _mm256_castps_si256(*v);
+                // |w0 + w1| > 128 in a 16-bit pair: that pair could saturate.
+                let sums = _mm256_abs_epi16(_mm256_maddubs_epi16(ones, v));
+                let risky = _mm256_and_si256(_mm256_cmpgt_epi16(sums, limit), high);
+                let cell = b * groups + g0 + j;
+                // SAFETY: cell < all: inside main (32 bytes each).
+                unsafe {
+                    let keep = _mm256_andnot_si256(risky, v);
+                    _mm256_storeu_si256(main.as_mut_ptr().add(cell * 32).cast(), keep);
+                }
+                if _mm256_testz_si256(risky, risky) == 0 {
+                    let slot = b * groups + *count as usize;
+                    // SAFETY: slot < (b + 1) · groups <= all: inside res.
+                    unsafe {
+                        let moved = _mm256_and_si256(risky, v);
+                        _mm256_storeu_si256(res.as_mut_ptr().add(slot * 32).cast(), moved);
+                    }
+                    idx[2 * slot..2 * slot + 2].copy_from_slice(&((g0 + j) as u16).to_le_bytes());
+                    *count += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The per-lane constants of one block of 8 rows: the bias with the
+/// unsigned shift's correction, and the requantization in 64-bit lanes
+/// (even and odd rows apart).
+struct Block {
+    bias: __m256i,
+    mul: __m256i,
+    add_even: __m256i,
+    add_odd: __m256i,
+    shift_even: __m256i,
+    shift_odd: __m256i,
+    back_even: __m256i,
+    back_odd: __m256i,
+}
+
+/// The constants of the rows with biases `bias`, requantizations `rqs` and
+/// weights `w` (`n` each), the first 8 of them; missing rows get neutral
+/// values.
+#[target_feature(enable = "avx2,fma")]
+fn block(bias: &[i32], rqs: &[Requant], w: &[i8], n: usize) -> Block {
+    let mut b8 = [0i32; 8];
+    let mut mul = [0i32; 8];
+    let mut add = [0i64; 8];
+    let mut shift = [62i64; 8];
+    let mut back = [0i64; 8];
+    for (r, ((&b, rq), row)) in bias
+        .iter()
+        .zip(rqs)
+        .zip(w.chunks_exact(n))
+        .enumerate()
+        .take(8)
+    {
+        let sum: i32 = row.iter().map(|&v| i32::from(v)).sum();
+        // Σ (u − 128)·w = Σ u·w − 128·Σ w: the shift folded into the bias.
+        b8[r] = b.wrapping_sub(sum.wrapping_mul(128));
+        mul[r] = rq.multiplier;
+        let total = 31 + rq.shift; // 31..=62
+        add[r] = (1i64 << (total - 1)) + (1i64 << 62);
+        shift[r] = i64::from(total);
+        back[r] = 1i64 << (62 - total);
+    }
+    let even = |v: &[i64; 8]| -> [i64; 4] { core::array::from_fn(|j| v[2 * j]) };
+    let odd = |v: &[i64; 8]| -> [i64; 4] { core::array::from_fn(|j| v[2 * j + 1]) };
+    // SAFETY: every array read holds 8 i32 or 4 i64.
+    unsafe {
+        let load = |v: [i64; 4]| _mm256_loadu_si256(v.as_ptr().cast());
+        Block {
+            bias: _mm256_loadu_si256(b8.as_ptr().cast()),
+            mul: _mm256_loadu_si256(mul.as_ptr().cast()),
+            add_even: load(even(&add)),
+            add_odd: load(odd(&add)),
+            shift_even: load(even(&shift)),
+            shift_odd: load(odd(&shift)),
+            back_even: load(even(&back)),
+            back_odd: load(odd(&back)),
+        }
+    }
+}
+
+/// `clamp(round(acc · M) + zero_point, lo, 127) + 128` for 8 rows: the
+/// 64-bit formula of [`Requant::apply_reference`], `(p + 2^(t−1)) >> t`
+/// with t = 31 + shift, computed as `((p + 2^(t−1) + 2^62) >>> t) −
+/// 2^(62−t)`: the sum is below 2^63 and non-negative, so the logical shift
+/// is the floor, and 2^62 / 2^t is whole.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn requant(acc: __m256i, k: &Block, zero_point: __m256i, lo: __m256i) -> __m256i {
+    let total = _mm256_add_epi32(acc, k.bias);
+    let even = _mm256_mul_epi32(total, k.mul);
+    let odd = _mm256_mul_epi32(
+        _mm256_srli_epi64::<32>(total),
+        _mm256_srli_epi64::<32>(k.mul),
+    );
+    let even = _mm256_srlv_epi64(_mm256_add_epi64(even, k.add_even), k.shift_even);
+    let odd = _mm256_srlv_epi64(_mm256_add_epi64(odd, k.add_odd), k.shift_odd);
+    let even = _mm256_sub_epi64(even, k.back_even);
+    let odd = _mm256_sub_epi64(odd, k.back_odd);
+    let v = _mm256_blend_epi32::<0xAA>(even, _mm256_slli_epi64::<32>(odd));
+    let v = _mm256_add_epi32(v, zero_point);
+    let v = _mm256_min_epi32(_mm256_max_epi32(v, lo), _mm256_set1_epi32(127));
+    _mm256_add_epi32(v, _mm256_set1_epi32(128))
+}
+
+/// Four input bytes of an image as one word; past `n` they read as 0.
+///
+/// # Safety
+/// `x` points at an image of `n` bytes and `4 · g < n`.
+#[inline(always)]
+unsafe fn group(x: *const u8, n: usize, g: usize) -> i32 {
+    let at = 4 * g;
+    if at + 4 <= n {
+        // SAFETY: at + 4 <= n: inside the image (contract).
+        unsafe { x.add(at).cast::<i32>().read_unaligned() }
+    } else {
+        let mut b = [0u8; 4];
+        for (i, v) in b.iter_mut().enumerate().take(n - at) {
+            // SAFETY: at + i < n.
+            *v = unsafe { *x.add(at + i) };
+        }
+        i32::from_le_bytes(b)
+    }
+}
+
+/// `acc + Σ` of one cell: the broadcast input `x` against the vector `w`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn dot(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+    let pairs = _mm256_maddubs_epi16(x, w);
+    _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+}
+
+/// Where a block's packed data lies: main vectors, residual vectors, their
+/// groups and how many.
+#[derive(Clone, Copy)]
+struct Cells {
+    main: *const u8,
+    res: *const u8,
+    idx: *const u8,
+    count: usize,
+}
+
+/// Images `BB` (from `x`, `n` bytes apart) against `V` blocks: the raw sums,
+/// lane r of `acc[b][v]` for image b and row 8v + r.
+///
+/// # Safety
+/// The CPU supports avx2 and fma; `x` holds `BB` images of `n` bytes; each
+/// block's pointers cover `n.div_ceil(4)` main cells and `count` residual
+/// cells and groups.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<const BB: usize, const V: usize>(
+    x: *const u8,
+    n: usize,
+    c: [Cells; V],
+) -> [[__m256i; V]; BB] {
+    let mut acc = [[_mm256_setzero_si256(); V]; BB];
+    let whole = n / 4;
+    for g in 0..whole {
+        // SAFETY: g < groups: inside every block (contract).
+        let w: [__m256i; V] =
+            core::array::from_fn(|v| unsafe { _mm256_loadu_si256(c[v].main.add(g * 32).cast()) });
+        for (b, row) in acc.iter_mut().enumerate() {
+            // SAFETY: image b exists and 4g + 4 <= n.
+            let xb =
+                _mm256_set1_epi32(unsafe { x.add(b * n + 4 * g).cast::<i32>().read_unaligned() });
+            for (a, wv) in row.iter_mut().zip(&w) {
+                *a = dot(*a, xb, *wv);
+            }
+        }
+    }
+    if whole * 4 < n {
+        // SAFETY: the last group lies inside every block (contract).
+        let w: [__m256i; V] = core::array::from_fn(|v| unsafe {
+            _mm256_loadu_si256(c[v].main.add(whole * 32).cast())
+        });
+        for (b, row) in acc.iter_mut().enumerate() {
+            // SAFETY: image b exists; group() stops at n.
+            let xb = _mm256_set1_epi32(unsafe { group(x.add(b * n), n, whole) });
+            for (a, wv) in row.iter_mut().zip(&w) {
+                *a = dot(*a, xb, *wv);
+            }
+        }
+    }
+    for (v, cv) in c.iter().enumerate() {
+        for j in 0..cv.count {
+            // SAFETY: j < count: a listed residual cell and its group.
+            let (w, g) = unsafe {
+                let g = u16::from_le_bytes([*cv.idx.add(2 * j), *cv.idx.add(2 * j + 1)]);
+                (
+                    _mm256_loadu_si256(cv.res.add(j * 32).cast()),
+                    usize::from(g),
+                )
+            };
+            for (b, row) in acc.iter_mut().enumerate() {
+                // SAFETY: image b exists; group() stops at n.
+                let xb = _mm256_set1_epi32(unsafe { group(x.add(b * n), n, g) });
+                row[v] = dot(row[v], xb, w);
+            }
+        }
+    }
+    acc
+}
+
+/// Where [`run`] writes: image b's first row of the blocks at `y + b · m`.
+struct Out {
+    y: *mut u8,
+    m: usize,
+    zero_point: __m256i,
+    lo: __m256i,
+}
+
+/// Requantizes a tile's sums and stores them: image `first + b`'s rows
+/// `8v..` go to `out.y + (first + b) · out.m`, as many as `widths[v]` says.
+///
+/// # Safety
+/// The CPU supports avx2 and fma; `out.y` has room for images `first ..
+/// first + BB`, rows of `out.m` bytes, each written `Σ widths` bytes from
+/// its start.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store<const BB: usize, const V: usize>(
+    acc: &[[__m256i; V]; BB],
+    k: &[Block; V],
+    widths: [usize; V],
+    out: &Out,
+    first: usize,
+) {
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (b, row) in acc.iter().enumerate() {
+        for (v, a) in row.iter().enumerate() {
+            let q = requant(*a, &k[v], out.zero_point, out.lo);
+            // 8 values in 0..=255 to 8 bytes: narrow twice within each
+            // 128-bit half, then bring the halves' first words together.
+            let q = _mm256_packus_epi16(_mm256_packus_epi32(q, q), _mm256_setzero_si256());
+            let q = _mm256_permutevar8x32_epi32(q, order);
+            let bytes = _mm_cvtsi128_si64(_mm256_castsi256_si128(q)).to_le_bytes();
+            let at = (first + b) * out.m + 8 * v;
+            for (i, &byte) in bytes.iter().enumerate().take(widths[v]) {
+                // SAFETY: i < widths[v]: inside the image's row (contract).
+                unsafe { *out.y.add(at + i) = byte };
+            }
+        }
+    }
+}
+
+/// Every image of `x` through `V` blocks: tiles of `BB` images, then one at
+/// a time.
+///
+/// # Safety
+/// As [`tile`] for every image of `x`, and `out` has room for them (as
+/// [`store`]).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run<const BB: usize, const V: usize>(
+    x: &[u8],
+    n: usize,
+    c: [Cells; V],
+    k: &[Block; V],
+    widths: [usize; V],
+    out: &Out,
+) {
+    let images = x.len() / n;
+    let xp = x.as_ptr();
+    let mut b = 0;
+    while b + BB <= images {
+        // SAFETY: images b..b + BB exist (contract).
+        unsafe {
+            let acc = tile::<BB, V>(xp.add(b * n), n, c);
+            store(&acc, k, widths, out, b);
+        }
+        b += BB;
+    }
+    while b < images {
+        // SAFETY: image b exists (contract).
+        unsafe {
+            let acc = tile::<1, V>(xp.add(b * n), n, c);
+            store(&acc, k, widths, out, b);
+        }
+        b += 1;
+    }
+}
+
+/// One layer for every image, as [`super::avx512vnni_packed::layer`]:
+/// `packed` and `counts` from [`pack`] on the rows' weights `w`.
+///
+/// # Safety
+/// The CPU supports avx2 and fma; `x.len() = images · n`, `y.len() = images
+/// · m`, `rqs.len() = bias.len()`, `w.len() = bias.len() · n`, `c0 +
+/// bias.len() <= m`, `packed` and `counts` as [`pack`] left them, n ≤
+/// 65536, every requantization valid.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn layer(
+    x: &[u8],
+    n: usize,
+    w: &[i8],
+    packed: &[u8],
+    counts: &[u32],
+    bias: &[i32],
+    rqs: &[Requant],
+    zero_point: i32,
+    relu: bool,
+    y: &mut [u8],
+    m: usize,
+    c0: usize,
+) {
+    let groups = n.div_ceil(4);
+    let blocks = bias.len().div_ceil(8);
+    let all = cells(bias.len(), n);
+    let zp = _mm256_set1_epi32(zero_point);
+    let lo = _mm256_set1_epi32(if relu { zero_point.max(-128) } else { -128 });
+    let base = packed.as_ptr();
+    let cells_of = |blk: usize| Cells {
+        main: base.wrapping_add(blk * groups * 32),
+        res: base.wrapping_add((all + blk * groups) * 32),
+        idx: base.wrapping_add(all * 64 + blk * groups * 2),
+        count: counts[blk] as usize,
+    };
+    let mut blk = 0;
+    while blk < blocks {
+        let first = blk * 8;
+        let width = |v: usize| bias.len().saturating_sub(first + 8 * v).min(8);
+        let konst = |v: usize| {
+            let r = first + 8 * v;
+            block(&bias[r..], &rqs[r..], &w[r * n..], n)
+        };
+        let out = Out {
+            y: y.as_mut_ptr().wrapping_add(c0 + first),
+            m,
+            zero_point: zp,
+            lo,
+        };
+        if blk + 1 < blocks {
+            let c = [cells_of(blk), cells_of(blk + 1)];
+            // SAFETY: blocks blk and blk + 1 exist, with their rows (contract).
+            unsafe { run::<IMAGES, 2>(x, n, c, &[konst(0), konst(1)], [width(0), width(1)], &out) };
+            blk += 2;
+        } else {
+            // SAFETY: block blk exists, with its rows (contract).
+            unsafe {
+                run::<{ 2 * IMAGES }, 1>(x, n, [cells_of(blk)], &[konst(0)], [width(0)], &out)
+            };
+            blk += 1;
+        }
+    }
+}
