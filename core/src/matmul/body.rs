@@ -17,13 +17,17 @@
 //! needs none.
 
 macro_rules! gemm_body {
-    ($feat:literal, $V:ty, lanes = $L:expr, vecs = $NV:expr $(, transpose = $tr:ident)?) => {
+    ($feat:literal, $V:ty, lanes = $L:expr, vecs = $NV:expr $(, transpose = $tr:ident)? $(, pair = $pair:expr)?) => {
         use crate::matmul::pack::pack_b;
         use crate::matmul::{Gemm, TILE_ROWS as MR};
         use core::mem::MaybeUninit;
 
         /// Columns of the micro-kernel tile.
         pub(crate) const NR: usize = $NV * $L;
+        /// Whether two full MR-row tiles run as one (2·MR rows, twice the
+        /// accumulators: AVX-512's 32 registers hold them). Each element
+        /// keeps its one FMA chain, so the bits are those of two tiles.
+        const PAIR: bool = false $(|| $pair)?;
         /// Depth of one packed block: KC x NR floats (16-32 KiB) stay in L1.
         const KC: usize = 256;
 
@@ -396,6 +400,26 @@ macro_rules! gemm_body {
         unsafe fn sweep(mut t: Tile, rows: usize, a_step: usize) {
             let mut i0 = 0;
             while i0 < rows {
+                if PAIR && rows - i0 >= 2 * MR {
+                    // SAFETY: forwarded contract: rows i0..i0 + 2·MR exist,
+                    // the second tile's A a_step on.
+                    unsafe {
+                        if t.nr <= $L {
+                            kernel_pair::<1>(&t, a_step)
+                        } else {
+                            kernel_pair::<$NV>(&t, a_step)
+                        }
+                    }
+                    i0 += 2 * MR;
+                    if i0 < rows {
+                        // SAFETY: row i0 < rows exists in A and C (contract).
+                        unsafe {
+                            t.a = t.a.add(2 * a_step);
+                            t.c = t.c.add(2 * MR * t.ldc);
+                        }
+                    }
+                    continue;
+                }
                 // SAFETY: forwarded contract, the tile's rows start at i0.
                 unsafe {
                     // A panel of at most one vector's columns (a layer of
@@ -453,6 +477,35 @@ macro_rules! gemm_body {
             }
             // SAFETY: forwarded contract.
             unsafe { store_tile::<R, V>(t, &acc) }
+        }
+
+        /// Two MR-row tiles at once (`PAIR`): rows 0..MR from `t.a`, rows
+        /// MR..2·MR from the next tile's A, `a_step` on; one FMA chain per
+        /// element, as [`kernel`].
+        ///
+        /// # Safety
+        /// As [`kernel`] for both tiles, and C's 2·MR rows at `t.c`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn kernel_pair<const V: usize>(t: &Tile, a_step: usize) {
+            let mut acc = [[zero(); V]; 2 * MR];
+            for p in 0..t.kc {
+                let mut bv = [zero(); V];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    // SAFETY: p < kc, v * LANES < NR: inside the panel (contract).
+                    *x = unsafe { load(t.b.add(p * t.ldb + v * $L)) };
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let at = if r < MR { r * t.rsa } else { a_step + (r - MR) * t.rsa };
+                    // SAFETY: row r of one of the two tiles, p < kc: inside A (contract).
+                    let av = splat(unsafe { *t.a.add(at + p * t.csa) });
+                    for (x, bx) in row.iter_mut().zip(bv) {
+                        *x = fma(av, bx, *x);
+                    }
+                }
+            }
+            // SAFETY: forwarded contract.
+            unsafe { store_tile::<{ 2 * MR }, V>(t, &acc) }
         }
 
         /// A single row: four interleaved chains over k hide the FMA latency

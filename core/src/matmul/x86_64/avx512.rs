@@ -96,6 +96,7 @@ gemm_body!(
     __m512,
     lanes = 16,
     vecs = 2,
-    transpose = transpose16
+    transpose = transpose16,
+    pair = true
 );
 sparse_body!("avx512f,fma", __m512, lanes = 16);
