@@ -693,8 +693,8 @@ fn fuzz_corpus_replays_cleanly() {
 }
 
 /// The batched integer inference is the one-image reference bit for bit, on
-/// every path: image counts around the kernel's tiles (1, 4, 12 and 24
-/// images), rows around its blocks of 16 and its chunks of 96, inputs that
+/// every path: image counts below and from the 16 that take the packed
+/// route, around its tiles (1, 4, 5, 10, 12 and 24 images), rows around its blocks of 16 and its chunks of 96, inputs that
 /// are not whole groups of 4, requantizations from shift 0 to deep shifts,
 /// ReLU with a zero point above −128, and the saturation corners (all-255
 /// and all-0 images, ±127 weights).

@@ -147,6 +147,12 @@ pub fn dequantize(q: i8, quant: ActQuant) -> f32 {
 /// multiple of 3 and of 4, the row groups of the Cortex-M and x86 kernels.
 const CHUNK: usize = 96;
 
+/// The fewest images [`Model::infer_batch_i8`] repacks the weights for:
+/// below, repacking costs more than it saves (measured: at 1 image the
+/// packed route took 10 µs with VNNI and 13 µs with AVX2 against 2.2-2.5 µs
+/// image by image; they meet at 4-8 and 16 images).
+const PACKED_MIN_IMAGES: usize = 16;
+
 /// Images per batched kernel call ([`Model::infer_batch_i8`]): their
 /// accumulators for a chunk of rows live on the stack (8 · 96 · 4 bytes).
 const GROUP: usize = 8;
@@ -438,10 +444,10 @@ impl<'a> Model<'a> {
     /// Integer-only inference of many images at once, bit for bit
     /// [`Model::infer_i8`] image by image: `pixels` holds the images one
     /// after another (`input_len()` bytes each) and `out` receives
-    /// `output_len()` int8 logits per image. With AVX-512 VNNI the weights
-    /// are repacked so that each vector loaded serves 16 rows of up to 24
-    /// images with no horizontal sums; other paths run image by image (same
-    /// bits).
+    /// `output_len()` int8 logits per image. From 16 images on, with AVX-512
+    /// VNNI or AVX2, the weights are repacked so that each vector loaded
+    /// serves 16 (or 8) rows of up to 24 images with no horizontal sums;
+    /// fewer images and other paths run image by image (same bits).
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] when `pixels` is not a whole number of
@@ -503,7 +509,7 @@ impl<'a> Model<'a> {
         let (b, pack) = rest.split_at_mut(half);
         // The VNNI path keeps activations shifted to unsigned (x + 128: the
         // pixel itself for the input), the others as int8 (q = p - 128).
-        let unsigned = batch_packed(isa);
+        let unsigned = batch_packed(isa) && images >= PACKED_MIN_IMAGES;
         let flip = if unsigned { 0 } else { 0x80 };
         for (q, &p) in a.iter_mut().zip(pixels) {
             *q = p ^ flip;

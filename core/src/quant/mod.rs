@@ -135,10 +135,10 @@ pub(crate) fn layer_u8_packed_checked(
     #[cfg(target_arch = "x86_64")]
     if batch_packed(isa) && !(isa == Isa::Avx512 && Isa::has_vnni()) {
         use x86_64::avx2_packed as k;
-        let mut counts = [0u32; 12];
-        let counts = counts
-            .get_mut(..rows.div_ceil(8))
-            .ok_or(Error::BadDimension)?;
+        let (mut counts, mut sums) = ([0u32; 12], [0i32; 96]);
+        let blocks = rows.div_ceil(8);
+        let counts = counts.get_mut(..blocks).ok_or(Error::BadDimension)?;
+        let sums = &mut sums[..8 * blocks];
         let need = k::packed_len(rows, n);
         let got = pack.len();
         let pack = pack
@@ -147,9 +147,9 @@ pub(crate) fn layer_u8_packed_checked(
         // SAFETY: batch_packed() confirmed avx2+fma; every length and
         // requantization was checked above, rows <= 96, n <= MAX_IN.
         unsafe {
-            k::pack(w, n, rows, pack, counts);
+            k::pack(w, n, rows, pack, counts, sums);
             k::layer(
-                xs, n, w, pack, counts, bias, rqs, zero_point, relu, y, m, c0,
+                xs, n, pack, counts, sums, bias, rqs, zero_point, relu, y, m, c0,
             );
         }
         return Ok(());

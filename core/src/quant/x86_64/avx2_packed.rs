@@ -45,14 +45,23 @@ pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
 /// Repacks `rows` rows of `n` int8 weights into the layout the kernel reads
 /// (module docs): `out` receives the main vectors, then for each block its
 /// residual vectors and their groups, packed to the front of the block's
-/// share; `counts[b]` receives block b's number of residual cells. Each 8
-/// rows by 32 inputs pass through one 8 x 8 transpose of 32-bit words.
+/// share; `counts[b]` receives block b's number of residual cells, and
+/// `sums[8b .. 8b + 8]` its rows' weight sums. Each 8 rows by 32 inputs pass
+/// through one 8 x 8 transpose of 32-bit words.
 ///
 /// # Safety
 /// The CPU supports avx2 and fma; `w.len() = rows · n`, `out.len() =
-/// packed_len(rows, n)`, `counts.len() = rows.div_ceil(8)`.
+/// packed_len(rows, n)`, `counts.len() = rows.div_ceil(8)`, `sums.len() =
+/// 8 · counts.len()`.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn pack(w: &[i8], n: usize, rows: usize, out: &mut [u8], counts: &mut [u32]) {
+pub(crate) unsafe fn pack(
+    w: &[i8],
+    n: usize,
+    rows: usize,
+    out: &mut [u8],
+    counts: &mut [u32],
+    sums: &mut [i32],
+) {
     debug_assert!(w.len() == rows * n && out.len() == packed_len(rows, n));
     let groups = n.div_ceil(4);
     let all = cells(rows, n);
@@ -61,27 +70,37 @@ pub(crate) unsafe fn pack(w: &[i8], n: usize, rows: usize, out: &mut [u8], count
     let ones = _mm256_set1_epi8(1);
     let limit = _mm256_set1_epi16(128);
     let high = _mm256_set1_epi16(0xff00u16 as i16);
+    let ones16 = _mm256_set1_epi16(1);
     for (b, count) in counts.iter_mut().enumerate() {
         let present = (rows - 8 * b).min(8);
         *count = 0;
+        let mut total = _mm256_setzero_si256();
         for g0 in (0..groups).step_by(8) {
             let bytes = (n - 4 * g0).min(32);
-            let r: [__m256; 8] = core::array::from_fn(|r| {
-                let mut buf = [0u8; 32];
-                if r < present {
-                    let at = (8 * b + r) * n + 4 * g0;
-                    for (o, &v) in buf.iter_mut().zip(&w[at..at + bytes]) {
-                        *o = v as u8;
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (i, v) in r.iter_mut().enumerate().take(present) {
+                let at = (8 * b + i) * n + 4 * g0;
+                *v = if bytes == 32 {
+                    // SAFETY: at + 32 <= (8b + i + 1)·n: inside row 8b + i.
+                    unsafe { _mm256_loadu_ps(w.as_ptr().add(at).cast()) }
+                } else {
+                    // The row's last bytes, through a zeroed buffer.
+                    let mut buf = [0u8; 32];
+                    for (o, &x) in buf.iter_mut().zip(&w[at..at + bytes]) {
+                        *o = x as u8;
                     }
-                }
-                // SAFETY: buf holds 32 bytes.
-                unsafe { _mm256_loadu_ps(buf.as_ptr().cast()) }
-            });
+                    // SAFETY: buf holds 32 bytes.
+                    unsafe { _mm256_loadu_ps(buf.as_ptr().cast()) }
+                };
+            }
             for (j, v) in transpose8(r).iter().enumerate().take((groups - g0).min(8)) {
                 let v = _mm256_castps_si256(*v);
-                // |w0 + w1| > 128 in a 16-bit pair: that pair could saturate.
-                let sums = _mm256_abs_epi16(_mm256_maddubs_epi16(ones, v));
-                let risky = _mm256_and_si256(_mm256_cmpgt_epi16(sums, limit), high);
+                // The pair sums w0 + w1 (exact: 1·w fits 16 bits); a pair
+                // with |w0 + w1| > 128 could saturate.
+                let pairs = _mm256_maddubs_epi16(ones, v);
+                total = _mm256_add_epi32(total, _mm256_madd_epi16(pairs, ones16));
+                let risky =
+                    _mm256_and_si256(_mm256_cmpgt_epi16(_mm256_abs_epi16(pairs), limit), high);
                 let cell = b * groups + g0 + j;
                 // SAFETY: cell < all: inside main (32 bytes each).
                 unsafe {
@@ -100,6 +119,8 @@ pub(crate) unsafe fn pack(w: &[i8], n: usize, rows: usize, out: &mut [u8], count
                 }
             }
         }
+        // SAFETY: sums holds 8 entries per block (contract).
+        unsafe { _mm256_storeu_si256(sums.as_mut_ptr().add(8 * b).cast(), total) };
     }
 }
 
@@ -118,23 +139,15 @@ struct Block {
 }
 
 /// The constants of the rows with biases `bias`, requantizations `rqs` and
-/// weights `w` (`n` each), the first 8 of them; missing rows get neutral
-/// values.
+/// weight sums `sums`, the first 8 of them; missing rows get neutral values.
 #[target_feature(enable = "avx2,fma")]
-fn block(bias: &[i32], rqs: &[Requant], w: &[i8], n: usize) -> Block {
+fn block(bias: &[i32], rqs: &[Requant], sums: &[i32]) -> Block {
     let mut b8 = [0i32; 8];
     let mut mul = [0i32; 8];
     let mut add = [0i64; 8];
     let mut shift = [62i64; 8];
     let mut back = [0i64; 8];
-    for (r, ((&b, rq), row)) in bias
-        .iter()
-        .zip(rqs)
-        .zip(w.chunks_exact(n))
-        .enumerate()
-        .take(8)
-    {
-        let sum: i32 = row.iter().map(|&v| i32::from(v)).sum();
+    for (r, ((&b, rq), &sum)) in bias.iter().zip(rqs).zip(sums).enumerate().take(8) {
         // Σ (u − 128)·w = Σ u·w − 128·Σ w: the shift folded into the bias.
         b8[r] = b.wrapping_sub(sum.wrapping_mul(128));
         mul[r] = rq.multiplier;
@@ -364,21 +377,21 @@ unsafe fn run<const BB: usize, const V: usize>(
 }
 
 /// One layer for every image, as [`super::avx512vnni_packed::layer`]:
-/// `packed` and `counts` from [`pack`] on the rows' weights `w`.
+/// `packed`, `counts` and `sums` from [`pack`].
 ///
 /// # Safety
 /// The CPU supports avx2 and fma; `x.len() = images · n`, `y.len() = images
-/// · m`, `rqs.len() = bias.len()`, `w.len() = bias.len() · n`, `c0 +
-/// bias.len() <= m`, `packed` and `counts` as [`pack`] left them, n ≤
-/// 65536, every requantization valid.
+/// · m`, `rqs.len() = bias.len()`, `c0 + bias.len() <= m`, `packed`,
+/// `counts` and `sums` as [`pack`] left them, n ≤ 65536, every
+/// requantization valid.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn layer(
     x: &[u8],
     n: usize,
-    w: &[i8],
     packed: &[u8],
     counts: &[u32],
+    sums: &[i32],
     bias: &[i32],
     rqs: &[Requant],
     zero_point: i32,
@@ -403,10 +416,6 @@ pub(crate) unsafe fn layer(
     while blk < blocks {
         let first = blk * 8;
         let width = |v: usize| bias.len().saturating_sub(first + 8 * v).min(8);
-        let konst = |v: usize| {
-            let r = first + 8 * v;
-            block(&bias[r..], &rqs[r..], &w[r * n..], n)
-        };
         let out = Out {
             y: y.as_mut_ptr().wrapping_add(c0 + first),
             m,
@@ -415,14 +424,18 @@ pub(crate) unsafe fn layer(
         };
         if blk + 1 < blocks {
             let c = [cells_of(blk), cells_of(blk + 1)];
+            let (r0, r1) = (first, first + 8);
+            let k = [
+                block(&bias[r0..], &rqs[r0..], &sums[r0..]),
+                block(&bias[r1..], &rqs[r1..], &sums[r1..]),
+            ];
             // SAFETY: blocks blk and blk + 1 exist, with their rows (contract).
-            unsafe { run::<IMAGES, 2>(x, n, c, &[konst(0), konst(1)], [width(0), width(1)], &out) };
+            unsafe { run::<IMAGES, 2>(x, n, c, &k, [width(0), width(1)], &out) };
             blk += 2;
         } else {
+            let k = [block(&bias[first..], &rqs[first..], &sums[first..])];
             // SAFETY: block blk exists, with its rows (contract).
-            unsafe {
-                run::<{ 2 * IMAGES }, 1>(x, n, [cells_of(blk)], &[konst(0)], [width(0)], &out)
-            };
+            unsafe { run::<{ 2 * IMAGES }, 1>(x, n, [cells_of(blk)], &k, [width(0)], &out) };
             blk += 1;
         }
     }
