@@ -11,8 +11,8 @@
 
 use crate::buffer::as_i8;
 use crate::quant::{
-    batch_packed, dots_i8_checked_weights, layer_u8_packed_checked, packed_len, requantize,
-    ActQuant, Requant,
+    batch_packed, batch_packed_signed, dots_i8_checked_weights, layer_i8_packed_checked,
+    layer_u8_packed_checked, packed_len, requantize, ActQuant, Requant,
 };
 use crate::Isa;
 use crate::{Error, MAX_LAYERS};
@@ -445,9 +445,10 @@ impl<'a> Model<'a> {
     /// [`Model::infer_i8`] image by image: `pixels` holds the images one
     /// after another (`input_len()` bytes each) and `out` receives
     /// `output_len()` int8 logits per image. From 16 images on, with AVX-512
-    /// VNNI or AVX2, the weights are repacked so that each vector loaded
-    /// serves 16 (or 8) rows of up to 24 images with no horizontal sums;
-    /// fewer images and other paths run image by image (same bits).
+    /// VNNI, AVX2 or NEON, the weights are repacked so that each vector
+    /// loaded serves 16, 8 or 4 rows of several images with no horizontal
+    /// sums; fewer images and the scalar path run image by image (same
+    /// bits).
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] when `pixels` is not a whole number of
@@ -510,6 +511,7 @@ impl<'a> Model<'a> {
         // The VNNI path keeps activations shifted to unsigned (x + 128: the
         // pixel itself for the input), the others as int8 (q = p - 128).
         let unsigned = batch_packed(isa) && images >= PACKED_MIN_IMAGES;
+        let signed = batch_packed_signed(isa) && images >= PACKED_MIN_IMAGES;
         let flip = if unsigned { 0 } else { 0x80 };
         for (q, &p) in a.iter_mut().zip(pixels) {
             *q = p ^ flip;
@@ -519,7 +521,7 @@ impl<'a> Model<'a> {
             // x: (images, in_dim) int8 -> y: (images, out_dim) int8
             let x = &cur[..images * layer.in_dim];
             let y = &mut next[..images * layer.out_dim];
-            batch_layer(isa, unsigned, layer, images, x, y, pack)?;
+            batch_layer(isa, (unsigned, signed), layer, images, x, y, pack)?;
             core::mem::swap(&mut cur, &mut next);
         }
         for (o, &q) in out.iter_mut().zip(cur.iter()) {
@@ -592,7 +594,7 @@ impl<'a> Model<'a> {
 /// through them; otherwise they are plain int8, image by image.
 fn batch_layer(
     isa: Isa,
-    unsigned: bool,
+    (unsigned, signed): (bool, bool),
     layer: &Layer<'_>,
     images: usize,
     x: &[u8],
@@ -623,6 +625,12 @@ fn batch_layer(
             let (b, q) = (&bias[..rows_n], &rqs[..rows_n]);
             let (zp, relu) = (layer.output.zero_point, layer.relu);
             layer_u8_packed_checked(isa, x, n, rows, b, q, zp, relu, y, m, c0, pack)?;
+            continue;
+        }
+        if signed {
+            let (b, q) = (&bias[..rows_n], &rqs[..rows_n]);
+            let (zp, relu) = (layer.output.zero_point, layer.relu);
+            layer_i8_packed_checked(isa, x, n, rows, b, q, zp, relu, y, m, c0, pack)?;
             continue;
         }
         for g0 in (0..images).step_by(GROUP) {

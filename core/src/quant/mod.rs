@@ -85,11 +85,83 @@ pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
         let vnni = x86_64::avx512vnni_packed::packed_len(rows, n);
         vnni.max(x86_64::avx2_packed::packed_len(rows, n))
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::neon_packed::packed_len(rows, n)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (rows, n);
         0
     }
+}
+
+/// Whether the batched inference takes the packed route on plain int8
+/// activations ([`layer_i8_packed_checked`]): NEON.
+pub(crate) fn batch_packed_signed(isa: Isa) -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        isa == Isa::Neon && isa.is_supported()
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = isa;
+        false
+    }
+}
+
+/// As [`layer_u8_packed_checked`] with activations in and out plain int8
+/// (held in bytes), on the NEON path ([`batch_packed_signed`]):
+/// `y[b·m + c0 + r] = requantize(Σ_i xs[b·n + i] · w[r·n + i] + bias[r],
+/// rqs[r], zero_point, relu)`.
+///
+/// # Errors
+/// As [`layer_u8_packed_checked`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn layer_i8_packed_checked(
+    isa: Isa,
+    xs: &[u8],
+    n: usize,
+    w: &[i8],
+    bias: &[i32],
+    rqs: &[Requant],
+    zero_point: i32,
+    relu: bool,
+    y: &mut [u8],
+    m: usize,
+    c0: usize,
+    pack: &mut [u8],
+) -> Result<(), Error> {
+    let rows = bias.len();
+    if n == 0 || n > MAX_IN || m == 0 || !xs.len().is_multiple_of(n) {
+        return Err(Error::BadDimension);
+    }
+    let images = xs.len() / n;
+    if w.len() != rows * n || rqs.len() != rows || c0 + rows > m || y.len() != images * m {
+        return Err(Error::ShapeMismatch {
+            expected: images * m,
+            got: y.len(),
+        });
+    }
+    if let Some(i) = rqs.iter().position(|r| !r.is_valid()) {
+        return Err(Error::BadField { offset: i });
+    }
+    #[cfg(target_arch = "aarch64")]
+    if batch_packed_signed(isa) {
+        use aarch64::neon_packed as k;
+        let need = k::packed_len(rows, n);
+        let got = pack.len();
+        let pack = pack
+            .get_mut(..need)
+            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        k::pack(w, n, rows, pack);
+        // SAFETY: batch_packed_signed() confirmed neon; every length and
+        // requantization was checked above, n <= MAX_IN.
+        unsafe { k::layer(xs, n, pack, bias, rqs, zero_point, relu, y, m, c0) };
+        return Ok(());
+    }
+    let _ = (isa, zero_point, relu, pack);
+    Err(Error::IsaUnavailable)
 }
 
 /// A whole layer's rows `c0 .. c0 + bias.len()` (at most 96) for every
