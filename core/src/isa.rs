@@ -81,6 +81,35 @@ impl Isa {
         }
     }
 
+    /// Whether the AVX2 int8 kernel may use AVX-VNNI (`vpdpbusd` on 256-bit
+    /// vectors, VEX-encoded: Alder Lake, Sapphire Rapids, Zen 4 and later).
+    /// With `std`, the environment variable `EMBER_NO_AVX_VNNI` (read once)
+    /// turns it off, so that the plain AVX2 kernel can be measured on such
+    /// a CPU.
+    pub fn has_avx_vnni() -> bool {
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        {
+            static CACHED: AtomicU8 = AtomicU8::new(UNSET);
+            match CACHED.load(Ordering::Relaxed) {
+                UNSET => {
+                    let on = std::is_x86_feature_detected!("avxvnni")
+                        && std::env::var_os("EMBER_NO_AVX_VNNI").is_none();
+                    CACHED.store(u8::from(on), Ordering::Relaxed);
+                    on
+                }
+                v => v == 1,
+            }
+        }
+        #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+        {
+            cfg!(target_feature = "avxvnni")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// The paths that can run here, best last; `Scalar` always first.
     pub fn available() -> heapless::Vec<Isa, 5> {
         ALL.iter().copied().filter(|i| i.is_supported()).collect()

@@ -216,12 +216,14 @@ pub(crate) fn layer_u8_packed_checked(
         let pack = pack
             .get_mut(..need)
             .ok_or(Error::BufferTooSmall { needed: need, got })?;
-        // SAFETY: batch_packed() confirmed avx2+fma; every length and
-        // requantization was checked above, rows <= 96, n <= MAX_IN.
+        let vnni = Isa::has_avx_vnni();
+        // SAFETY: batch_packed() confirmed avx2+fma (and has_avx_vnni()
+        // avxvnni); every length and requantization was checked above,
+        // rows <= 96, n <= MAX_IN.
         unsafe {
-            k::pack(w, n, rows, pack, counts, sums);
+            k::pack(w, n, rows, pack, counts, sums, !vnni);
             k::layer(
-                xs, n, pack, counts, sums, bias, rqs, zero_point, relu, y, m, c0,
+                xs, n, pack, counts, sums, bias, rqs, zero_point, relu, y, m, c0, vnni,
             );
         }
         return Ok(());
@@ -511,6 +513,89 @@ mod tests {
                         assert_eq!(got, want, "avx512vnni n={n} rows={rows}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The AVX2 packed layer with `vpmaddubsw` (saturating pairs split into
+    /// residual cells) and with AVX-VNNI, each where the CPU has it, against
+    /// the reference: `requantize(Σ (u − 128)·w + bias) + 128` per image and
+    /// row, on random weights and on pairs of ±127 of one sign against
+    /// all-255 inputs.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_packed_layer_with_and_without_avx_vnni_matches_the_reference() {
+        use super::x86_64::avx2_packed as k;
+        use super::{requantize, Requant};
+        if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+            std::eprintln!("note: AVX2 packed int8 kernel not tested: this CPU lacks AVX2");
+            return;
+        }
+        let has_vnni = std::is_x86_feature_detected!("avxvnni");
+        if !has_vnni {
+            std::eprintln!("note: AVX-VNNI int8 kernel not tested: this CPU lacks it");
+        }
+        let mut s = 0x9e37_79b9u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for (n, rows, images, corners) in [
+            (784usize, 37usize, 17usize, false),
+            (70, 24, 6, true),
+            (783, 96, 11, false),
+            (9, 5, 3, true),
+        ] {
+            let w: Vec<i8> = (0..rows * n)
+                .map(|i| {
+                    if corners {
+                        [127, 127, -127, -127][(i % n) % 4]
+                    } else {
+                        ((next() % 255) as i32 - 127) as i8
+                    }
+                })
+                .collect();
+            let xs: Vec<u8> = (0..images * n)
+                .map(|i| if corners || i < n { 255 } else { next() as u8 })
+                .collect();
+            let bias: Vec<i32> = (0..rows).map(|r| (r as i32 - 3) * 1013).collect();
+            let rqs: Vec<Requant> = (0..rows)
+                .map(|r| Requant::from_real([0.6, 0.0009, 0.02, 1e-5][r % 4]).unwrap())
+                .collect();
+            let (zp, relu) = (-7, true);
+            let mut want = std::vec![0u8; images * rows];
+            for b in 0..images {
+                for r in 0..rows {
+                    let acc: i32 = (0..n)
+                        .map(|i| (xs[b * n + i] as i32 - 128) * w[r * n + i] as i32)
+                        .sum();
+                    let q = requantize(acc + bias[r], rqs[r], zp, relu);
+                    want[b * rows + r] = (q as i32 + 128) as u8;
+                }
+            }
+            for vnni in [false, true] {
+                if vnni && !has_vnni {
+                    continue;
+                }
+                let blocks = rows.div_ceil(8);
+                let mut pack = std::vec![0u8; k::packed_len(rows, n)];
+                let (mut counts, mut sums) = (std::vec![0u32; blocks], std::vec![0i32; 8 * blocks]);
+                let mut got = std::vec![0u8; images * rows];
+                // SAFETY: avx2, fma (and avxvnni when vnni) detected above;
+                // every length is the kernel's contract.
+                unsafe {
+                    k::pack(&w, n, rows, &mut pack, &mut counts, &mut sums, !vnni);
+                    k::layer(
+                        &xs, n, &pack, &counts, &sums, &bias, &rqs, zp, relu, &mut got, rows, 0,
+                        vnni,
+                    );
+                }
+                if corners && !vnni {
+                    assert!(counts.iter().all(|&c| c > 0), "residual cells expected");
+                }
+                assert_eq!(got, want, "n {n} rows {rows} images {images} vnni {vnni}");
             }
         }
     }

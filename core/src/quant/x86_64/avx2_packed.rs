@@ -18,6 +18,10 @@
 //! trained layer has few such pairs; a layer of ±127 weights (FAULTS 27) has
 //! them everywhere and is exact, at about twice the work.
 //!
+//! With AVX-VNNI (`vnni`), `vpdpbusd` on 256-bit vectors forms each row's
+//! four products and their sum in 32 bits at once: nothing saturates, so
+//! [`pack`] splits no pair, and one instruction replaces three.
+//!
 //! The requantization runs in vectors without AVX-512's 64-bit arithmetic
 //! shift: offset by 2^62 the rounded product is non-negative, a logical
 //! shift divides it, and the offset's share comes back out.
@@ -45,8 +49,9 @@ pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
 /// Repacks `rows` rows of `n` int8 weights into the layout the kernel reads
 /// (module docs): `out` receives the main vectors, then for each block its
 /// residual vectors and their groups, packed to the front of the block's
-/// share; `counts[b]` receives block b's number of residual cells, and
-/// `sums[8b .. 8b + 8]` its rows' weight sums. Each 8 rows by 32 inputs pass
+/// share; `counts[b]` receives block b's number of residual cells (none
+/// without `split`, for the AVX-VNNI kernel), and `sums[8b .. 8b + 8]` its
+/// rows' weight sums. Each 8 rows by 32 inputs pass
 /// through one 8 x 8 transpose of 32-bit words.
 ///
 /// # Safety
@@ -61,6 +66,7 @@ pub(crate) unsafe fn pack(
     out: &mut [u8],
     counts: &mut [u32],
     sums: &mut [i32],
+    split: bool,
 ) {
     debug_assert!(w.len() == rows * n && out.len() == packed_len(rows, n));
     let groups = n.div_ceil(4);
@@ -99,8 +105,12 @@ pub(crate) unsafe fn pack(
                 // with |w0 + w1| > 128 could saturate.
                 let pairs = _mm256_maddubs_epi16(ones, v);
                 total = _mm256_add_epi32(total, _mm256_madd_epi16(pairs, ones16));
-                let risky =
-                    _mm256_and_si256(_mm256_cmpgt_epi16(_mm256_abs_epi16(pairs), limit), high);
+                let over = _mm256_cmpgt_epi16(_mm256_abs_epi16(pairs), limit);
+                let risky = if split {
+                    _mm256_and_si256(over, high)
+                } else {
+                    _mm256_setzero_si256()
+                };
                 let cell = b * groups + g0 + j;
                 // SAFETY: cell < all: inside main (32 bytes each).
                 unsafe {
@@ -298,6 +308,43 @@ unsafe fn tile<const BB: usize, const V: usize>(
     acc
 }
 
+/// As [`tile`] with AVX-VNNI: one `vpdpbusd` per cell and image, and no
+/// residual cells (the pack split none).
+///
+/// # Safety
+/// As [`tile`], and the CPU supports avxvnni.
+#[target_feature(enable = "avx2,fma,avxvnni")]
+#[inline]
+unsafe fn tile_vnni<const BB: usize, const V: usize>(
+    x: *const u8,
+    n: usize,
+    c: [Cells; V],
+) -> [[__m256i; V]; BB] {
+    let mut acc = [[_mm256_setzero_si256(); V]; BB];
+    let whole = n / 4;
+    for g in 0..n.div_ceil(4) {
+        let mut w = [_mm256_setzero_si256(); V];
+        for (v, wv) in w.iter_mut().enumerate() {
+            // SAFETY: g < groups: inside every block (contract).
+            *wv = unsafe { _mm256_loadu_si256(c[v].main.add(g * 32).cast()) };
+        }
+        for (b, row) in acc.iter_mut().enumerate() {
+            let word = if g < whole {
+                // SAFETY: image b exists and 4g + 4 <= n.
+                unsafe { x.add(b * n + 4 * g).cast::<i32>().read_unaligned() }
+            } else {
+                // SAFETY: image b exists; group() stops at n.
+                unsafe { group(x.add(b * n), n, g) }
+            };
+            let xb = _mm256_set1_epi32(word);
+            for (a, wv) in row.iter_mut().zip(&w) {
+                *a = _mm256_dpbusd_avx_epi32(*a, xb, *wv);
+            }
+        }
+    }
+    acc
+}
+
 /// Where [`run`] writes: image b's first row of the blocks at `y + b · m`.
 struct Out {
     y: *mut u8,
@@ -341,11 +388,11 @@ unsafe fn store<const BB: usize, const V: usize>(
 }
 
 /// Every image of `x` through `V` blocks: tiles of `BB` images, then one at
-/// a time.
+/// a time; with `vnni`, the AVX-VNNI tiles.
 ///
 /// # Safety
-/// As [`tile`] for every image of `x`, and `out` has room for them (as
-/// [`store`]).
+/// As [`tile`] for every image of `x` (and the CPU supports avxvnni when
+/// `vnni`), and `out` has room for them (as [`store`]).
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run<const BB: usize, const V: usize>(
     x: &[u8],
@@ -354,25 +401,25 @@ unsafe fn run<const BB: usize, const V: usize>(
     k: &[Block; V],
     widths: [usize; V],
     out: &Out,
+    vnni: bool,
 ) {
     let images = x.len() / n;
     let xp = x.as_ptr();
     let mut b = 0;
-    while b + BB <= images {
-        // SAFETY: images b..b + BB exist (contract).
-        unsafe {
-            let acc = tile::<BB, V>(xp.add(b * n), n, c);
-            store(&acc, k, widths, out, b);
-        }
-        b += BB;
-    }
     while b < images {
-        // SAFETY: image b exists (contract).
+        let step = if b + BB <= images { BB } else { 1 };
+        // SAFETY: images b..b + step exist (contract); avxvnni confirmed
+        // by the caller when `vnni`.
         unsafe {
-            let acc = tile::<1, V>(xp.add(b * n), n, c);
-            store(&acc, k, widths, out, b);
+            let p = xp.add(b * n);
+            match (step == BB, vnni) {
+                (true, false) => store(&tile::<BB, V>(p, n, c), k, widths, out, b),
+                (true, true) => store(&tile_vnni::<BB, V>(p, n, c), k, widths, out, b),
+                (false, false) => store(&tile::<1, V>(p, n, c), k, widths, out, b),
+                (false, true) => store(&tile_vnni::<1, V>(p, n, c), k, widths, out, b),
+            }
         }
-        b += 1;
+        b += step;
     }
 }
 
@@ -382,8 +429,9 @@ unsafe fn run<const BB: usize, const V: usize>(
 /// # Safety
 /// The CPU supports avx2 and fma; `x.len() = images · n`, `y.len() = images
 /// · m`, `rqs.len() = bias.len()`, `c0 + bias.len() <= m`, `packed`,
-/// `counts` and `sums` as [`pack`] left them, n ≤ 65536, every
-/// requantization valid.
+/// `counts` and `sums` as [`pack`] left them (with `split` unless `vnni`),
+/// n ≤ 65536, every requantization valid, and the CPU supports avxvnni
+/// when `vnni`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn layer(
@@ -399,6 +447,7 @@ pub(crate) unsafe fn layer(
     y: &mut [u8],
     m: usize,
     c0: usize,
+    vnni: bool,
 ) {
     let groups = n.div_ceil(4);
     let blocks = bias.len().div_ceil(8);
@@ -430,12 +479,12 @@ pub(crate) unsafe fn layer(
                 block(&bias[r1..], &rqs[r1..], &sums[r1..]),
             ];
             // SAFETY: blocks blk and blk + 1 exist, with their rows (contract).
-            unsafe { run::<IMAGES, 2>(x, n, c, &k, [width(0), width(1)], &out) };
+            unsafe { run::<IMAGES, 2>(x, n, c, &k, [width(0), width(1)], &out, vnni) };
             blk += 2;
         } else {
             let k = [block(&bias[first..], &rqs[first..], &sums[first..])];
             // SAFETY: block blk exists, with its rows (contract).
-            unsafe { run::<{ 2 * IMAGES }, 1>(x, n, [cells_of(blk)], &k, [width(0)], &out) };
+            unsafe { run::<{ 2 * IMAGES }, 1>(x, n, [cells_of(blk)], &k, [width(0)], &out, vnni) };
             blk += 1;
         }
     }
