@@ -165,6 +165,11 @@ fn on_device_misuse_is_refused_before_any_work() {
         "--lr takes a number",
     );
     refused(&[&sim[..], &["--epochs", "0"]].concat(), "nothing to train");
+    // A run longer than a device would take is refused before any work.
+    refused(
+        &[&sim[..], &["--epochs", "99999999"]].concat(),
+        "lower --epochs",
+    );
     // The output may not be the input.
     refused(&[&sim[..], &["--out", &ck]].concat(), "--out");
     // Vectors belong to the simulation; trainable heads to int8 exports.

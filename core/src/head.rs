@@ -373,6 +373,25 @@ impl<'s> HeadTrainer<'s> {
         plan: &Plan,
         mut each: impl FnMut(Event),
     ) -> Result<f32, Error> {
+        self.fit_while(features, labels, plan, |e| {
+            each(e);
+            true
+        })
+    }
+
+    /// [`HeadTrainer::fit`] that stops after the step at whose end `each`
+    /// returns `false` (a host's Ctrl-C, a device's button): the steps run
+    /// until then are those of `fit`.
+    ///
+    /// # Errors
+    /// As [`HeadTrainer::fit`].
+    pub fn fit_while(
+        &mut self,
+        features: &mut [f32],
+        labels: &mut [u8],
+        plan: &Plan,
+        mut each: impl FnMut(Event) -> bool,
+    ) -> Result<f32, Error> {
         self.check(features, labels)?;
         if plan.batch == 0 || !(plan.lr > 0.0 && plan.lr.is_finite()) {
             return Err(Error::BadHyperParameter);
@@ -393,8 +412,11 @@ impl<'s> HeadTrainer<'s> {
             {
                 each(Event::Start { step });
                 loss = self.step(f, l, plan.lr, plan.momentum)?;
-                each(Event::End { step, loss });
+                let go_on = each(Event::End { step, loss });
                 step = step.wrapping_add(1);
+                if !go_on {
+                    return Ok(loss);
+                }
             }
         }
         Ok(loss)

@@ -413,6 +413,51 @@ fn the_same_run_gives_the_same_bits_and_another_seed_another_order() {
     assert_ne!(run(1), run(2));
 }
 
+/// `fit_while` stops after the step at whose end its callback says so, and
+/// the head is then the one of a `fit` that ran just those steps.
+#[test]
+fn fit_while_stops_where_it_is_told_and_matches_a_shorter_fit() {
+    let p = parts(1, 8);
+    let mut buf = Aligned([0; 8192]);
+    let n = write(1, &p, &mut buf);
+    let m = parse(&buf.0[..n]).unwrap();
+    let plan = Plan {
+        lr: 0.1,
+        momentum: 0.9,
+        batch: 4,
+        epochs: 5,
+        seed: 3,
+    };
+    let bits = |t: &HeadTrainer<'_>| {
+        t.weight()
+            .iter()
+            .chain(t.bias())
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    // 12 samples in batches of 4: 3 steps an epoch; stop at the end of step 5.
+    let (mut f, mut l) = dataset(&m, 12);
+    let mut state = vec![0.0; head::state_len(&m)];
+    let mut t = HeadTrainer::new(&m, &mut state).unwrap();
+    let mut ends = 0;
+    t.fit_while(&mut f, &mut l, &plan, |e| {
+        if let Event::End { step, .. } = e {
+            ends += 1;
+            return step < 5;
+        }
+        true
+    })
+    .unwrap();
+    assert_eq!(ends, 6);
+    let stopped = bits(&t);
+    let (mut f, mut l) = dataset(&m, 12);
+    let mut state = vec![0.0; head::state_len(&m)];
+    let mut t = HeadTrainer::new(&m, &mut state).unwrap();
+    t.fit(&mut f, &mut l, &Plan { epochs: 2, ..plan }, |_| {})
+        .unwrap();
+    assert_eq!(stopped, bits(&t));
+}
+
 #[test]
 fn a_multi_class_head_trains_with_cross_entropy() {
     let p = parts(3, 9);

@@ -85,10 +85,12 @@ fn run(blob: &BlobBytes, train: &Dataset, test: &Dataset, plan: &Plan) -> Result
     let mut t = HeadTrainer::new(&m, &mut state).map_err(anyhow::Error::msg)?;
     let (pred_before, correct_before) = classes(&t, &test_f, test, k)?;
     let mut losses = Vec::new();
-    t.fit(&mut train_f, &mut labels, plan, |e| {
+    // Ctrl-C stops after the current step (the caller then reports it).
+    t.fit_while(&mut train_f, &mut labels, plan, |e| {
         if let head::Event::End { loss, .. } = e {
             losses.push(loss);
         }
+        !crate::interrupt::requested()
     })
     .map_err(|e| anyhow::anyhow!("training the head: {e}"))?;
     let (pred_after, correct_after) = classes(&t, &test_f, test, k)?;

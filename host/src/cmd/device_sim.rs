@@ -27,6 +27,9 @@ use ember::head::Plan;
 
 /// Head epochs unless `--epochs` says otherwise.
 const EPOCHS: usize = 30;
+/// The most training steps a simulated run may take (a Cortex-M4F at 168
+/// MHz needs about 5 minutes for them at the default size).
+const MAX_STEPS: usize = 1_000_000;
 /// Training images unless `--train-limit` says otherwise: a device learns
 /// from a handful of labelled samples.
 const TRAIN: usize = 20;
@@ -157,6 +160,19 @@ fn checked_plan(a: &FineTuneArgs) -> Result<Plan> {
         return Err(
             Usage("ember fine-tune --on-device-sim: --epochs 0: nothing to train".into()).into(),
         );
+    }
+    // Every step's loss is kept (the report lists them), and a device would
+    // take minutes per 10,000 steps: bound the run before any work.
+    let images = h.train_limit.unwrap_or(TRAIN).max(1);
+    let per_epoch = images.div_ceil(plan.batch.clamp(1, images));
+    let steps = plan.epochs.saturating_mul(per_epoch);
+    if steps > MAX_STEPS {
+        return Err(Usage(format!(
+            "ember fine-tune --on-device-sim: {} epochs of {per_epoch} steps are {steps} steps, \
+             more than the {MAX_STEPS} a simulated device run may take; lower --epochs",
+            plan.epochs
+        ))
+        .into());
     }
     Ok(plan)
 }
