@@ -77,6 +77,61 @@ pub(crate) fn batch_packed(isa: Isa) -> bool {
     }
 }
 
+/// Four input bytes of an image, `x[4g .. 4g + 4]`, as one little-endian
+/// word for the packed kernels to broadcast; bytes past `n` read as 0 (their
+/// packed weights are 0 too).
+///
+/// # Safety
+/// `x` points at an image of `n` bytes and `4 · g < n`.
+#[inline(always)]
+#[allow(dead_code)] // not on every architecture
+pub(crate) unsafe fn input_word(x: *const u8, n: usize, g: usize) -> u32 {
+    let at = 4 * g;
+    if at + 4 <= n {
+        // SAFETY: at + 4 <= n: inside the image (contract).
+        unsafe { x.add(at).cast::<u32>().read_unaligned() }
+    } else {
+        let mut b = [0u8; 4];
+        for (i, v) in b.iter_mut().enumerate().take(n - at) {
+            // SAFETY: at + i < n.
+            *v = unsafe { *x.add(at + i) };
+        }
+        u32::from_le_bytes(b)
+    }
+}
+
+/// The checks both packed routes make before their kernels run: `xs` whole
+/// images of `n` (≤ [`MAX_IN`]) inputs, `w` the rows' weights, one
+/// requantization per bias and each valid, rows `c0 ..` inside the `m`
+/// outputs, `y` one row of `m` per image.
+#[allow(clippy::too_many_arguments)]
+fn check_packed(
+    xs: &[u8],
+    n: usize,
+    w: &[i8],
+    bias: &[i32],
+    rqs: &[Requant],
+    y: &[u8],
+    m: usize,
+    c0: usize,
+) -> Result<(), Error> {
+    let rows = bias.len();
+    if n == 0 || n > MAX_IN || m == 0 || !xs.len().is_multiple_of(n) {
+        return Err(Error::BadDimension);
+    }
+    let images = xs.len() / n;
+    if w.len() != rows * n || rqs.len() != rows || c0 + rows > m || y.len() != images * m {
+        return Err(Error::ShapeMismatch {
+            expected: images * m,
+            got: y.len(),
+        });
+    }
+    if let Some(i) = rqs.iter().position(|r| !r.is_valid()) {
+        return Err(Error::BadField { offset: i });
+    }
+    Ok(())
+}
+
 /// Bytes [`layer_u8_packed_checked`] needs to repack `rows` rows of `n`
 /// weights on any x86_64 path (0 where nothing repacks).
 pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
@@ -132,23 +187,11 @@ pub(crate) fn layer_i8_packed_checked(
     c0: usize,
     pack: &mut [u8],
 ) -> Result<(), Error> {
-    let rows = bias.len();
-    if n == 0 || n > MAX_IN || m == 0 || !xs.len().is_multiple_of(n) {
-        return Err(Error::BadDimension);
-    }
-    let images = xs.len() / n;
-    if w.len() != rows * n || rqs.len() != rows || c0 + rows > m || y.len() != images * m {
-        return Err(Error::ShapeMismatch {
-            expected: images * m,
-            got: y.len(),
-        });
-    }
-    if let Some(i) = rqs.iter().position(|r| !r.is_valid()) {
-        return Err(Error::BadField { offset: i });
-    }
+    check_packed(xs, n, w, bias, rqs, y, m, c0)?;
     #[cfg(target_arch = "aarch64")]
     if batch_packed_signed(isa) {
         use aarch64::neon_packed as k;
+        let rows = bias.len();
         let need = k::packed_len(rows, n);
         let got = pack.len();
         let pack = pack
@@ -190,20 +233,8 @@ pub(crate) fn layer_u8_packed_checked(
     c0: usize,
     pack: &mut [u8],
 ) -> Result<(), Error> {
+    check_packed(xs, n, w, bias, rqs, y, m, c0)?;
     let rows = bias.len();
-    if n == 0 || n > MAX_IN || m == 0 || !xs.len().is_multiple_of(n) {
-        return Err(Error::BadDimension);
-    }
-    let images = xs.len() / n;
-    if w.len() != rows * n || rqs.len() != rows || c0 + rows > m || y.len() != images * m {
-        return Err(Error::ShapeMismatch {
-            expected: images * m,
-            got: y.len(),
-        });
-    }
-    if let Some(i) = rqs.iter().position(|r| !r.is_valid()) {
-        return Err(Error::BadField { offset: i });
-    }
     #[cfg(target_arch = "x86_64")]
     if batch_packed(isa) && !(isa == Isa::Avx512 && Isa::has_vnni()) {
         use x86_64::avx2_packed as k;
@@ -244,7 +275,7 @@ pub(crate) fn layer_u8_packed_checked(
         }
         return Ok(());
     }
-    let _ = (isa, zero_point, relu, pack);
+    let _ = (isa, zero_point, relu, pack, rows);
     Err(Error::IsaUnavailable)
 }
 

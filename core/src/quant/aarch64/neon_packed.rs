@@ -13,7 +13,7 @@
 //! arithmetic shift by register), so the bits are the reference's.
 use core::arch::aarch64::*;
 
-use crate::quant::Requant;
+use crate::quant::{input_word, Requant};
 
 /// Images per tile of 4 blocks (16 rows): 16 accumulators with `sdot`.
 const IMAGES: usize = 4;
@@ -58,21 +58,16 @@ fn has_dotprod() -> bool {
     }
 }
 
-/// Four input bytes of an image repeated over a vector; past `n` they read
-/// as 0 (their weights are 0 too).
+/// Four input bytes of an image ([`input_word`]) repeated over a vector.
 ///
 /// # Safety
-/// `x` points at an image of `n` bytes and `4 · g < n`.
+/// As [`input_word`].
 #[target_feature(enable = "neon")]
 #[inline]
 unsafe fn group(x: *const i8, n: usize, g: usize) -> int8x16_t {
-    let at = 4 * g;
-    let mut b = [0u8; 4];
-    for (i, v) in b.iter_mut().enumerate().take((n - at).min(4)) {
-        // SAFETY: at + i < n: inside the image (contract).
-        *v = unsafe { *x.add(at + i) } as u8;
-    }
-    vreinterpretq_s8_u32(vdupq_n_u32(u32::from_le_bytes(b)))
+    // SAFETY: forwarded contract.
+    let word = unsafe { input_word(x.cast(), n, g) };
+    vreinterpretq_s8_u32(vdupq_n_u32(word))
 }
 
 /// The per-lane constants of a block of 4 rows.
@@ -162,7 +157,6 @@ unsafe fn tile_sdot<const BB: usize, const V: usize>(
     wp: [*const i8; V],
 ) -> [[int32x4_t; V]; BB] {
     let mut acc = [[vdupq_n_s32(0); V]; BB];
-    let whole = n / 4;
     for g in 0..n.div_ceil(4) {
         let mut w = [vdupq_n_s8(0); V];
         for (v, wv) in w.iter_mut().enumerate() {
@@ -170,14 +164,8 @@ unsafe fn tile_sdot<const BB: usize, const V: usize>(
             *wv = unsafe { vld1q_s8(wp[v].add(g * 16)) };
         }
         for (b, row) in acc.iter_mut().enumerate() {
-            let xb = if g < whole {
-                // SAFETY: image b exists and 4g + 4 <= n.
-                let word = unsafe { x.add(b * n + 4 * g).cast::<u32>().read_unaligned() };
-                vreinterpretq_s8_u32(vdupq_n_u32(word))
-            } else {
-                // SAFETY: image b exists; group() stops at n.
-                unsafe { group(x.add(b * n), n, g) }
-            };
+            // SAFETY: image b exists and 4g < n.
+            let xb = unsafe { group(x.add(b * n), n, g) };
             for (a, wv) in row.iter_mut().zip(&w) {
                 *a = sdot(*a, *wv, xb);
             }
@@ -201,7 +189,6 @@ unsafe fn tile_smull<const BB: usize, const V: usize>(
 ) -> [[int32x4_t; V]; BB] {
     let mut lo = [[vdupq_n_s32(0); V]; BB];
     let mut hi = [[vdupq_n_s32(0); V]; BB];
-    let whole = n / 4;
     for g in 0..n.div_ceil(4) {
         let mut w = [vdupq_n_s8(0); V];
         for (v, wv) in w.iter_mut().enumerate() {
@@ -209,14 +196,8 @@ unsafe fn tile_smull<const BB: usize, const V: usize>(
             *wv = unsafe { vld1q_s8(wp[v].add(g * 16)) };
         }
         for b in 0..BB {
-            let xb = if g < whole {
-                // SAFETY: image b exists and 4g + 4 <= n.
-                let word = unsafe { x.add(b * n + 4 * g).cast::<u32>().read_unaligned() };
-                vreinterpretq_s8_u32(vdupq_n_u32(word))
-            } else {
-                // SAFETY: image b exists; group() stops at n.
-                unsafe { group(x.add(b * n), n, g) }
-            };
+            // SAFETY: image b exists and 4g < n.
+            let xb = unsafe { group(x.add(b * n), n, g) };
             for (v, wv) in w.iter().enumerate() {
                 lo[b][v] = vpadalq_s16(lo[b][v], vmull_s8(vget_low_s8(*wv), vget_low_s8(xb)));
                 hi[b][v] = vpadalq_s16(hi[b][v], vmull_high_s8(*wv, xb));

@@ -28,7 +28,7 @@
 use core::arch::x86_64::*;
 
 use crate::matmul::x86_64::avx2::transpose8;
-use crate::quant::Requant;
+use crate::quant::{input_word, Requant};
 
 /// Images per tile: 5 images by 2 blocks are 10 accumulators of the 16 ymm
 /// registers, beside the 2 weight vectors, the broadcast input, a product
@@ -208,26 +208,6 @@ fn requant(acc: __m256i, k: &Block, zero_point: __m256i, lo: __m256i) -> __m256i
     _mm256_add_epi32(v, _mm256_set1_epi32(128))
 }
 
-/// Four input bytes of an image as one word; past `n` they read as 0.
-///
-/// # Safety
-/// `x` points at an image of `n` bytes and `4 · g < n`.
-#[inline(always)]
-unsafe fn group(x: *const u8, n: usize, g: usize) -> i32 {
-    let at = 4 * g;
-    if at + 4 <= n {
-        // SAFETY: at + 4 <= n: inside the image (contract).
-        unsafe { x.add(at).cast::<i32>().read_unaligned() }
-    } else {
-        let mut b = [0u8; 4];
-        for (i, v) in b.iter_mut().enumerate().take(n - at) {
-            // SAFETY: at + i < n.
-            *v = unsafe { *x.add(at + i) };
-        }
-        i32::from_le_bytes(b)
-    }
-}
-
 /// `acc + Σ` of one cell: the broadcast input `x` against the vector `w`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -282,7 +262,7 @@ unsafe fn tile<const BB: usize, const V: usize>(
         });
         for (b, row) in acc.iter_mut().enumerate() {
             // SAFETY: image b exists; group() stops at n.
-            let xb = _mm256_set1_epi32(unsafe { group(x.add(b * n), n, whole) });
+            let xb = _mm256_set1_epi32(unsafe { input_word(x.add(b * n), n, whole) } as i32);
             for (a, wv) in row.iter_mut().zip(&w) {
                 *a = dot(*a, xb, *wv);
             }
@@ -300,7 +280,7 @@ unsafe fn tile<const BB: usize, const V: usize>(
             };
             for (b, row) in acc.iter_mut().enumerate() {
                 // SAFETY: image b exists; group() stops at n.
-                let xb = _mm256_set1_epi32(unsafe { group(x.add(b * n), n, g) });
+                let xb = _mm256_set1_epi32(unsafe { input_word(x.add(b * n), n, g) } as i32);
                 row[v] = dot(row[v], xb, w);
             }
         }
@@ -321,7 +301,6 @@ unsafe fn tile_vnni<const BB: usize, const V: usize>(
     c: [Cells; V],
 ) -> [[__m256i; V]; BB] {
     let mut acc = [[_mm256_setzero_si256(); V]; BB];
-    let whole = n / 4;
     for g in 0..n.div_ceil(4) {
         let mut w = [_mm256_setzero_si256(); V];
         for (v, wv) in w.iter_mut().enumerate() {
@@ -329,14 +308,8 @@ unsafe fn tile_vnni<const BB: usize, const V: usize>(
             *wv = unsafe { _mm256_loadu_si256(c[v].main.add(g * 32).cast()) };
         }
         for (b, row) in acc.iter_mut().enumerate() {
-            let word = if g < whole {
-                // SAFETY: image b exists and 4g + 4 <= n.
-                unsafe { x.add(b * n + 4 * g).cast::<i32>().read_unaligned() }
-            } else {
-                // SAFETY: image b exists; group() stops at n.
-                unsafe { group(x.add(b * n), n, g) }
-            };
-            let xb = _mm256_set1_epi32(word);
+            // SAFETY: image b exists and 4g < n.
+            let xb = _mm256_set1_epi32(unsafe { input_word(x.add(b * n), n, g) } as i32);
             for (a, wv) in row.iter_mut().zip(&w) {
                 *a = _mm256_dpbusd_avx_epi32(*a, xb, *wv);
             }

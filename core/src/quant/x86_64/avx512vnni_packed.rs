@@ -19,7 +19,7 @@
 use core::arch::x86_64::*;
 
 use crate::matmul::x86_64::avx512::transpose16;
-use crate::quant::Requant;
+use crate::quant::{input_word, Requant};
 
 /// Images per tile: 12 images by 2 blocks are 24 of the 32 zmm registers.
 const IMAGES: usize = 12;
@@ -144,27 +144,6 @@ fn requant(acc: __m512i, k: &Block, zero_point: __m512i, lo: __m512i) -> __m512i
     _mm512_add_epi32(v, _mm512_set1_epi32(128))
 }
 
-/// Four input bytes of an image as one little-endian word; past `n` they
-/// read as 0 (their weights are 0 too).
-///
-/// # Safety
-/// `x` points at an image of `n` bytes and `4 · g < n`.
-#[inline(always)]
-unsafe fn group(x: *const u8, n: usize, g: usize) -> i32 {
-    let at = 4 * g;
-    if at + 4 <= n {
-        // SAFETY: at + 4 <= n: inside the image (contract).
-        unsafe { x.add(at).cast::<i32>().read_unaligned() }
-    } else {
-        let mut b = [0u8; 4];
-        for (i, v) in b.iter_mut().enumerate().take(n - at) {
-            // SAFETY: at + i < n.
-            *v = unsafe { *x.add(at + i) };
-        }
-        i32::from_le_bytes(b)
-    }
-}
-
 /// Images `BB` (from `x`, `n` bytes apart) against `V` blocks (`wp`): the
 /// raw sums, lane r of `acc[b][v]` for image b and row 16v + r.
 ///
@@ -199,7 +178,7 @@ unsafe fn tile<const BB: usize, const V: usize>(
             core::array::from_fn(|v| unsafe { _mm512_loadu_si512(wp[v].add(whole * 64).cast()) });
         for (b, row) in acc.iter_mut().enumerate() {
             // SAFETY: image b exists; group() stops at n.
-            let xb = _mm512_set1_epi32(unsafe { group(x.add(b * n), n, whole) });
+            let xb = _mm512_set1_epi32(unsafe { input_word(x.add(b * n), n, whole) } as i32);
             for (a, wv) in row.iter_mut().zip(&w) {
                 *a = _mm512_dpbusd_epi32(*a, xb, *wv);
             }
