@@ -252,12 +252,17 @@ macro_rules! gemm_body {
             // 48 KiB L1): reading Aᵀ in place is 6-19% faster up to 8 panels
             // of B (256 columns), packing 6% faster at 16 (512 columns).
             let pack_whole_a = g.trans_a && k > 128 && n - j_start > 8 * NR;
+            // A packed block holds MC rows; A read in place needs no block:
+            // all m rows then meet each panel of B, which is packed once per
+            // KC block instead of once per MC rows (3-6% on the training
+            // shapes, interleaved runs on Sapphire Rapids).
+            let rows_per_block = if pack_whole_a { MC } else { m };
             let mut p0 = 0;
             while p0 < k {
                 let kc = (k - p0).min(KC);
                 let mut i0 = 0;
                 while i0 < m {
-                    let mc = (m - i0).min(MC);
+                    let mc = (m - i0).min(rows_per_block);
                     if pack_whole_a {
                         // SAFETY: rows i0..i0 + mc <= m, columns p0..p0 + kc <= k.
                         unsafe { pack_at(a, csa, i0, p0, mc, kc, &mut apanel.0) };
@@ -299,7 +304,7 @@ macro_rules! gemm_body {
                         unsafe { sweep(t, mc, a_step) };
                         j0 += NR;
                     }
-                    i0 += MC;
+                    i0 += rows_per_block;
                 }
                 p0 += kc;
             }
