@@ -4,10 +4,11 @@
 //! (`zero`, `splat`, `load`, `store`, `fma`, `add`, `hsum`).
 //!
 //! Loop nest (BLIS order, `blocked`): for each KC-deep block of k, for each
-//! MC-row block of A (MC x KC, stays in L2; packed, 96 KiB of stack, when A
-//! is stored transposed and deep, else read in place), for each NR-wide
-//! panel of columns pack B's KC x NR panel (L1; read in place instead for
-//! products of few rows) and sweep all 6-row tiles of the A block over it.
+//! block of rows of A (MC x KC, packed, 96 KiB of stack, when A is stored
+//! transposed, deep and met by many panels of B; else all m rows, read in
+//! place), for each NR-wide panel of columns pack B's KC x NR panel (L1;
+//! read in place instead for products of few rows) and sweep all 6-row
+//! tiles (12-row pairs on AVX-512) of the rows over it.
 //! Each element of C is one FMA chain over its KC block, added to C block by
 //! block — the same sequence wherever the tile sits, which is what makes
 //! row-split parallel results bit-identical to serial ones.
