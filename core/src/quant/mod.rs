@@ -84,7 +84,7 @@ pub(crate) fn batch_packed(isa: Isa) -> bool {
 /// # Safety
 /// `x` points at an image of `n` bytes and `4 · g < n`.
 #[inline(always)]
-#[allow(dead_code)] // not on every architecture
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) unsafe fn input_word(x: *const u8, n: usize, g: usize) -> u32 {
     let at = 4 * g;
     if at + 4 <= n {
@@ -130,6 +130,14 @@ fn check_packed(
         return Err(Error::BadField { offset: i });
     }
     Ok(())
+}
+
+/// The first `need` bytes of `pack`, where a kernel repacks weights.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn pack_room(pack: &mut [u8], need: usize) -> Result<&mut [u8], Error> {
+    let got = pack.len();
+    pack.get_mut(..need)
+        .ok_or(Error::BufferTooSmall { needed: need, got })
 }
 
 /// Bytes [`layer_u8_packed_checked`] needs to repack `rows` rows of `n`
@@ -193,10 +201,7 @@ pub(crate) fn layer_i8_packed_checked(
         use aarch64::neon_packed as k;
         let rows = bias.len();
         let need = k::packed_len(rows, n);
-        let got = pack.len();
-        let pack = pack
-            .get_mut(..need)
-            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        let pack = pack_room(pack, need)?;
         k::pack(w, n, rows, pack);
         // SAFETY: batch_packed_signed() confirmed neon; every length and
         // requantization was checked above, n <= MAX_IN.
@@ -243,10 +248,7 @@ pub(crate) fn layer_u8_packed_checked(
         let counts = counts.get_mut(..blocks).ok_or(Error::BadDimension)?;
         let sums = &mut sums[..8 * blocks];
         let need = k::packed_len(rows, n);
-        let got = pack.len();
-        let pack = pack
-            .get_mut(..need)
-            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        let pack = pack_room(pack, need)?;
         let vnni = Isa::has_avx_vnni();
         // SAFETY: batch_packed() confirmed avx2+fma (and has_avx_vnni()
         // avxvnni); every length and requantization was checked above,
@@ -263,10 +265,7 @@ pub(crate) fn layer_u8_packed_checked(
     if batch_packed(isa) {
         use x86_64::avx512vnni_packed as k;
         let need = k::packed_len(rows, n);
-        let got = pack.len();
-        let pack = pack
-            .get_mut(..need)
-            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        let pack = pack_room(pack, need)?;
         // SAFETY: batch_packed() confirmed avx512f+bw+fma and avx512vnni;
         // every length and requantization was checked above, n <= MAX_IN.
         unsafe {
