@@ -46,8 +46,14 @@ struct Job(*mut (dyn FnMut() + Send + 'static));
 // while the joining thread waits.
 unsafe impl Send for Job {}
 
+/// Aligned to a cache line: no other data shares the line through which
+/// the joining thread and the helper hand over the job.
+#[repr(align(64))]
 struct Helper {
     state: AtomicU8,
+    /// Set by the helper before it parks: only then does a fork pay for an
+    /// unpark.
+    sleeping: AtomicBool,
     job: Mutex<Option<Job>>,
     panicked: AtomicBool,
     thread: Mutex<Option<Thread>>,
@@ -100,6 +106,7 @@ impl Pool {
         for i in 1..threads {
             let h = Arc::new(Helper {
                 state: AtomicU8::new(IDLE),
+                sleeping: AtomicBool::new(false),
                 job: Mutex::new(None),
                 panicked: AtomicBool::new(false),
                 thread: Mutex::new(None),
@@ -180,7 +187,11 @@ fn helper_loop(h: &Helper, stop: &AtomicBool) {
         let held = h.hold.load(Ordering::Relaxed);
         #[cfg(not(test))]
         let held = false;
+        // Test before the exchange: a failed compare-exchange still takes
+        // the line exclusively, away from the joining thread that is
+        // filling in the job.
         if !held
+            && h.state.load(Ordering::Relaxed) == READY
             && h.state
                 .compare_exchange(READY, RUNNING, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -203,9 +214,16 @@ fn helper_loop(h: &Helper, stop: &AtomicBool) {
             idle = idle.wrapping_add(1);
             std::hint::spin_loop();
         } else {
-            // Woken by the next fork's unpark (or the pool's drop); the
-            // timeout only bounds a wake-up lost to a race.
-            std::thread::park_timeout(Duration::from_millis(50));
+            // Say so before looking at the state a last time, and a fork
+            // looks at `sleeping` after publishing its job (both SeqCst): one
+            // of the two sees the other, so a job is never left unannounced.
+            // Woken by that fork's unpark (or the pool's drop); the timeout
+            // only bounds what a missed wake-up could cost.
+            h.sleeping.store(true, Ordering::SeqCst);
+            if h.state.load(Ordering::SeqCst) != READY && !stop.load(Ordering::SeqCst) {
+                std::thread::park_timeout(Duration::from_millis(50));
+            }
+            h.sleeping.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -309,9 +327,11 @@ impl ember::Parallel for Pool {
         // the helper has finished calling the closure, so it never outlives `b`.
         let ptr: *mut (dyn FnMut() + Send + 'static) = unsafe { std::mem::transmute(ptr) };
         *h.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(Job(ptr));
-        h.state.store(READY, Ordering::Release);
-        if let Some(t) = h.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            t.unpark();
+        h.state.store(READY, Ordering::SeqCst);
+        if h.sleeping.load(Ordering::SeqCst) {
+            if let Some(t) = h.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                t.unpark();
+            }
         }
         a();
         if h.state
