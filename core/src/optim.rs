@@ -9,8 +9,9 @@
 
 use core::ops::Range;
 
+use crate::matmul::sparse::k_cut;
 use crate::par::Parallel;
-use crate::{Error, Serial, MAX_LAYERS};
+use crate::{Error, Mlp, Serial, MAX_LAYERS};
 
 /// Below this many parameters an update is not split between threads.
 const SPLIT_MIN: usize = 1 << 14;
@@ -60,6 +61,10 @@ pub enum Rule {
 pub struct Optimizer {
     rule: Rule,
     steps: [u32; MAX_GROUPS],
+    /// The layers' matrices (weights then biases, rows of `width`):
+    /// `(start, end, width)`; see [`Optimizer::set_layout`].
+    layout: [(usize, usize, usize); MAX_LAYERS],
+    matrices: usize,
 }
 
 fn unit(x: f32) -> bool {
@@ -98,7 +103,28 @@ impl Optimizer {
         Ok(Optimizer {
             rule,
             steps: [0; MAX_GROUPS],
+            layout: [(0, 0, 0); MAX_LAYERS],
+            matrices: 0,
         })
+    }
+
+    /// Tells [`Optimizer::step_par`] how `mlp` lays out the parameters, so
+    /// that it splits each layer's update between threads where the
+    /// layer's products split the weights ([`crate::Dense`]: the rows of
+    /// the first layer's W are cut between two threads when its input is
+    /// sparse): each thread then updates the weights it has just computed
+    /// with, in its own core's cache, instead of taking a share of them from
+    /// the other core every step. Without it an update is split into
+    /// contiguous halves. Either way the result is the same bits (the update
+    /// is element-wise).
+    pub fn set_layout(&mut self, mlp: &Mlp) {
+        self.matrices = 0;
+        for l in 0..mlp.layers() {
+            let (w, b) = mlp.layer_params(l);
+            // Weights then biases: rows of out_dim, contiguous.
+            self.layout[l] = (w.start, b.end, b.len());
+            self.matrices = l + 1;
+        }
     }
 
     /// The rule.
@@ -200,10 +226,28 @@ impl Optimizer {
             let u = Update::new(self.rule, g.lr, self.steps[gi]);
             // AdamW's second moments; SGD has none (s2 is empty).
             let s2 = s2.get_mut(r.clone()).unwrap_or_default();
-            let (p, gr, s1) = (&mut params[r.clone()], &grads[r.clone()], &mut s1[r]);
-            split(par, par.threads(), &u, p, gr, s1, s2);
+            let (p, gr, s1) = (
+                &mut params[r.clone()],
+                &grads[r.clone()],
+                &mut s1[r.clone()],
+            );
+            let cut = self.cut(r.start, p.len());
+            split(par, par.threads(), &u, cut, p, gr, s1, s2);
         }
         Ok(())
+    }
+
+    /// Where a group's update is cut between threads first, for the group
+    /// `at..at + len` (0: in the middle): where the products cut the rows
+    /// of the layout's matrix that the group is.
+    fn cut(&self, at: usize, len: usize) -> usize {
+        let whole = self.layout[..self.matrices]
+            .iter()
+            .find(|&&(s, e, _)| s == at && e == at + len);
+        match whole {
+            Some(&(s, e, w)) if w > 0 => k_cut((e - s) / w - 1, w) * w,
+            _ => 0,
+        }
     }
 }
 
@@ -259,11 +303,14 @@ impl Update {
     }
 }
 
-/// Splits an update in halves over `parts` workers.
+/// Splits an update over `parts` workers: at `cut` first (0: the middle),
+/// then in halves.
+#[allow(clippy::too_many_arguments)]
 fn split(
     par: &dyn Parallel,
     parts: usize,
     u: &Update,
+    cut: usize,
     p: &mut [f32],
     gr: &[f32],
     s1: &mut [f32],
@@ -273,14 +320,14 @@ fn split(
         u.apply(p, gr, s1, s2);
         return;
     }
-    let mid = p.len() / 2;
+    let mid = if cut == 0 { p.len() / 2 } else { cut };
     let (p_lo, p_hi) = p.split_at_mut(mid);
     let (g_lo, g_hi) = gr.split_at(mid);
     let (a_lo, a_hi) = s1.split_at_mut(mid);
     let (b_lo, b_hi) = s2.split_at_mut(mid.min(s2.len()));
     let half = parts / 2;
     par.join(
-        &mut || split(par, half, u, p_lo, g_lo, a_lo, b_lo),
-        &mut || split(par, parts - half, u, p_hi, g_hi, a_hi, b_hi),
+        &mut || split(par, half, u, 0, p_lo, g_lo, a_lo, b_lo),
+        &mut || split(par, parts - half, u, 0, p_hi, g_hi, a_hi, b_hi),
     );
 }

@@ -54,25 +54,28 @@ pub(crate) fn for_row_shares<T: Send>(
     grain: usize,
     f: &(dyn Fn(usize, &mut [T]) + Sync),
 ) {
-    fn go<T: Send>(
-        par: &dyn Parallel,
-        parts: usize,
-        row0: usize,
-        out: &mut [T],
-        width: usize,
-        grain: usize,
-        f: &(dyn Fn(usize, &mut [T]) + Sync),
-    ) {
-        let first = split_rows(out.len() / width.max(1), parts, grain);
-        if first == 0 {
-            return f(row0, out);
-        }
-        let (lo, hi) = out.split_at_mut(first * width);
-        let half = parts / 2;
-        par.join(
-            &mut || go(par, half, row0, lo, width, grain, f),
-            &mut || go(par, parts - half, row0 + first, hi, width, grain, f),
-        );
+    for_row_shares_of(par, par.threads(), 0, out, width, grain, f);
+}
+
+/// [`for_row_shares`] over `parts` of `par`'s workers, for rows numbered
+/// from `row0`.
+pub(crate) fn for_row_shares_of<T: Send>(
+    par: &dyn Parallel,
+    parts: usize,
+    row0: usize,
+    out: &mut [T],
+    width: usize,
+    grain: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    let first = split_rows(out.len() / width.max(1), parts, grain);
+    if first == 0 {
+        return f(row0, out);
     }
-    go(par, par.threads(), 0, out, width, grain, f);
+    let (lo, hi) = out.split_at_mut(first * width);
+    let half = parts / 2;
+    par.join(
+        &mut || for_row_shares_of(par, half, row0, lo, width, grain, f),
+        &mut || for_row_shares_of(par, parts - half, row0 + first, hi, width, grain, f),
+    );
 }

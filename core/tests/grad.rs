@@ -398,3 +398,86 @@ fn frozen_groups_stay_bit_identical_and_lrs_are_per_group() {
     })
     .is_err());
 }
+
+/// An update split over threads (by halves, or where the products cut
+/// the first layer's rows once the optimizer knows the layout) gives the
+/// bits of a serial update, for both rules, with groups that are one
+/// layer, two layers, part of one, or frozen.
+#[test]
+fn optimizer_threads_and_layout_change_no_bit() {
+    let mlp = Mlp::new(&[784, 128, 64, 10]).unwrap();
+    let n = mlp.param_len();
+    let mut gen = Gen(0x0971_0002);
+    let p0 = gen.vec(n);
+    let (l0, l1, l2) = (
+        mlp.layer_params(0),
+        mlp.layer_params(1),
+        mlp.layer_params(2),
+    );
+    let layered: Vec<ParamGroup> = [l0.clone(), l1.clone(), l2.clone()]
+        .into_iter()
+        .map(|(w, b)| ParamGroup {
+            params: w.start..b.end,
+            lr: 0.05,
+            frozen: false,
+        })
+        .collect();
+    let mixed = vec![
+        ParamGroup {
+            params: 0..l0.0.start + 1000,
+            lr: 0.01,
+            frozen: false,
+        },
+        ParamGroup {
+            params: l0.0.start + 1000..l1.1.end,
+            lr: 0.02,
+            frozen: false,
+        },
+        ParamGroup {
+            params: l2.0.start..l2.1.end,
+            lr: 0.03,
+            frozen: true,
+        },
+    ];
+    let rules = [
+        Rule::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-3,
+        },
+        Rule::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-2,
+        },
+    ];
+    for rule in rules {
+        for groups in [&layered, &mixed] {
+            let run = |par: &dyn ember::Parallel, layout: bool| {
+                let mut opt = Optimizer::new(rule).unwrap();
+                if layout {
+                    opt.set_layout(&mlp);
+                }
+                let mut p = p0.clone();
+                let mut state = vec![0.0; opt.state_len(n)];
+                let mut g = Gen(0x0971_0003);
+                for _ in 0..3 {
+                    let grads = g.vec(n);
+                    opt.step_par(par, &mut p, &grads, &mut state, groups)
+                        .unwrap();
+                }
+                (p, state)
+            };
+            let want = run(&Serial, false);
+            for (t, layout) in [(1, true), (2, false), (2, true), (3, true), (4, true)] {
+                let got = run(&Threads(t), layout);
+                let same =
+                    |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(
+                    same(&got.0, &want.0) && same(&got.1, &want.1),
+                    "{rule:?} threads {t} layout {layout}"
+                );
+            }
+        }
+    }
+}

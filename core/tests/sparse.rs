@@ -235,23 +235,36 @@ fn density_counts_nonzeros() {
 #[test]
 fn thread_splits_are_bit_identical_to_serial() {
     let mut gen = Gen(0x5a5a_0005);
+    // The MNIST layer; shapes below the cut; several blocks of rows of the
+    // halves' buffer (300 x 64, 9 x 1024); too wide to cut (1025).
+    let shapes = [
+        (64, 784, 128),
+        (7, 100, 33),
+        (65, 37, 9),
+        (300, 200, 64),
+        (9, 256, 1024),
+        (3, 130, 1025),
+    ];
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
     for isa in paths() {
-        for (m, k, n) in [(64, 784, 128), (7, 100, 33), (65, 37, 9)] {
+        for (m, k, n) in shapes {
             let d = Dims::new(m, k, n);
             let x = sparse_vec(&mut gen, m * k, 0.8);
             let w = gen.vec(k * n);
             let dy = gen.vec(m * n);
-            let mut y1 = gen.vec(m * n);
-            let y0 = y1.clone();
-            spmm(&Serial, isa, &x, &w, &mut y1, d, true).unwrap();
+            let y0 = gen.vec(m * n);
             let mut g1 = vec![0.0; k * n];
             spmm_at(&Serial, isa, &x, &dy, &mut g1, Dims::new(k, m, n)).unwrap();
+            for acc in [true, false] {
+                let mut y1 = y0.clone();
+                spmm(&Serial, isa, &x, &w, &mut y1, d, acc).unwrap();
+                for t in [2, 3, 4, 7] {
+                    let mut y = y0.clone();
+                    spmm(&Threads(t), isa, &x, &w, &mut y, d, acc).unwrap();
+                    assert!(same(&y, &y1), "spmm {isa} {d:?} acc={acc} threads={t}");
+                }
+            }
             for t in [2, 3, 4, 7] {
-                let mut y = y0.clone();
-                spmm(&Threads(t), isa, &x, &w, &mut y, d, true).unwrap();
-                let same =
-                    |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-                assert!(same(&y, &y1), "spmm {isa} {d:?} threads={t}");
                 let mut g = vec![f32::NAN; k * n];
                 spmm_at(&Threads(t), isa, &x, &dy, &mut g, Dims::new(k, m, n)).unwrap();
                 assert!(same(&g, &g1), "spmm_at {isa} {d:?} threads={t}");

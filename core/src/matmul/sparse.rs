@@ -16,9 +16,15 @@
 //! ([`worth_it`]).
 
 use super::Dims;
-use crate::par::{for_row_shares, Parallel};
+use crate::par::{for_row_shares, for_row_shares_of, Parallel};
 use crate::{Error, Isa};
+use core::ops::Range;
 use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Columns of X (rows of W) per block of the vector paths' forward product:
+/// each block's sum is added to Y on its own, so a product over a range of
+/// columns that starts on a block boundary continues the serial sum exactly.
+pub(crate) const FPB: usize = 64;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -84,7 +90,11 @@ fn need(len: usize, a: usize, b: usize) -> Result<(), Error> {
 }
 
 /// `Y (+)= X·W` with the zeros of X skipped: X m x k, W k x n, Y m x n,
-/// row-major and tightly packed; rows of Y are split over `par`.
+/// row-major and tightly packed. From two blocks of X's columns on (see
+/// [`k_cut`]), the vector paths sum the two halves of X's columns apart and
+/// add them once (the same bits for every thread count), half of `par`'s
+/// workers on each; within a half, and on the scalar path, rows of Y are
+/// split over `par`.
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`] when a slice is too short (Y is then untouched),
@@ -118,37 +128,134 @@ pub fn spmm(
     if d.m == 0 || d.n == 0 {
         return Ok(());
     }
-    for_row_shares(par, &mut y[..d.m * d.n], d.n, 1, &|r0, ys| {
-        let m = ys.len() / d.n;
-        let xs = &x[r0 * d.k..(r0 + m) * d.k];
-        spmm_run(isa, xs, w, ys, Dims { m, ..d }, accumulate);
-    });
+    let y = &mut y[..d.m * d.n];
+    let cut = k_cut(d.k, d.n);
+    if cut == 0 || isa == Isa::Scalar {
+        rows_of(par, par.threads(), isa, x, w, y, d, 0..d.k, accumulate);
+    } else {
+        halves(par, isa, x, w, y, d, cut, accumulate);
+    }
     Ok(())
 }
 
-/// Runs a checked forward product on a supported `isa`.
-fn spmm_run(isa: Isa, x: &[f32], w: &[f32], y: &mut [f32], d: Dims, accumulate: bool) {
-    let _ = isa;
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// Floats of the forward product's first-half sums, on the stack: a block
+/// of rows of Y at a time (32 KiB: a training batch of 64 at width 128 in
+/// one block; split in two, each half of W is read from L2 twice and the
+/// product took 1.4x as long). Bare-metal stacks are smaller; the block
+/// size changes no bit, since rows are independent.
+#[cfg(not(target_os = "none"))]
+const HALF_SUMS: usize = 8192;
+#[cfg(target_os = "none")]
+const HALF_SUMS: usize = CUT_WIDTH_MAX;
+
+/// The widest Y whose product [`k_cut`] cuts: a row of it fits every
+/// target's [`HALF_SUMS`].
+const CUT_WIDTH_MAX: usize = 1024;
+
+/// Where the forward product cuts X's columns (W's rows, the input
+/// features) in two, 0 for not at all: a multiple of the block of columns
+/// near the middle (MNIST: 384 of 784 pixels, 47% of the nonzeros), for
+/// products of at least two blocks into a Y at most 1024 wide.
+/// The cut decides the bits of [`spmm`], so it depends on the shape alone.
+/// [`spmm_at`] and the optimizer ([`crate::Optimizer::set_layout`]) cut
+/// W's rows at the same place.
+pub fn k_cut(k: usize, n: usize) -> usize {
+    if k < 2 * FPB || n > CUT_WIDTH_MAX {
+        0
+    } else {
+        k / 2 / FPB * FPB
+    }
+}
+
+/// The forward product in two halves of X's columns, cut at `cut`, each on
+/// half of `par`'s workers: the first half's sum (blocks in order, as
+/// always, onto what Y held when `accumulate`) is formed in a buffer while
+/// the second half's is stored in Y, which then gets the first added once.
+/// Every thread count gives this same sum, and each half of W is read by
+/// its own threads only, the ones [`spmm_at`] and the optimizer give it
+/// too: otherwise each core takes the half that the other has just updated
+/// from that core's cache every step, which cost more than the product
+/// itself (measured in the training step). The buffer is the calling
+/// thread's: only Y's second-half sums cross between cores.
+#[allow(clippy::too_many_arguments)]
+fn halves(
+    par: &dyn Parallel,
+    isa: Isa,
+    x: &[f32],
+    w: &[f32],
+    y: &mut [f32],
+    d: Dims,
+    cut: usize,
+    accumulate: bool,
+) {
     let (m, k, n) = (d.m, d.k, d.n);
-    #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx2Fma => {
-            // SAFETY: the caller confirmed the ISA is supported and checked the lengths.
-            return unsafe { super::x86_64::avx2::spmm(x, w, y, m, k, n, accumulate) };
+    let rows = HALF_SUMS / n;
+    let parts = par.threads();
+    let mut sums = [0.0f32; HALF_SUMS];
+    let mut r0 = 0;
+    while r0 < m {
+        let rs = rows.min(m - r0);
+        let (xs, ys, ts) = (
+            &x[r0 * k..(r0 + rs) * k],
+            &mut y[r0 * n..(r0 + rs) * n],
+            &mut sums[..rs * n],
+        );
+        if accumulate {
+            ts.copy_from_slice(ys);
         }
-        Isa::Avx512 => {
-            // SAFETY: as above.
-            return unsafe { super::x86_64::avx512::spmm(x, w, y, m, k, n, accumulate) };
+        let dc = Dims { m: rs, ..d };
+        par.join(
+            &mut || rows_of(par, parts / 2, isa, xs, w, ts, dc, 0..cut, accumulate),
+            &mut || rows_of(par, parts - parts / 2, isa, xs, w, ys, dc, cut..k, false),
+        );
+        for (y, t) in ys.iter_mut().zip(ts.iter()) {
+            *y += *t;
         }
-        _ => {}
+        r0 += rs;
     }
-    #[cfg(target_arch = "aarch64")]
-    if isa == Isa::Neon {
-        // SAFETY: neon confirmed by the caller; lengths checked.
-        return unsafe { super::aarch64::neon::spmm(x, w, y, m, k, n, accumulate) };
-    }
-    reference_spmm(x, w, y, d, accumulate)
+}
+
+/// The forward product over X's columns `p`, split by rows over `parts`
+/// of `par`'s workers, on a supported `isa`, the lengths checked (`p`
+/// starts on a block; the scalar path takes the whole range only).
+#[allow(clippy::too_many_arguments)]
+fn rows_of(
+    par: &dyn Parallel,
+    parts: usize,
+    isa: Isa,
+    x: &[f32],
+    w: &[f32],
+    y: &mut [f32],
+    d: Dims,
+    p: Range<usize>,
+    accumulate: bool,
+) {
+    for_row_shares_of(par, parts, 0, y, d.n, 1, &|r0, y| {
+        let _ = isa;
+        let (m, k, p) = (y.len() / d.n, d.k, p.clone());
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        let n = d.n;
+        let x = &x[r0 * k..(r0 + m) * k];
+        #[cfg(target_arch = "x86_64")]
+        match isa {
+            Isa::Avx2Fma => {
+                // SAFETY: the caller confirmed the ISA is supported and checked the lengths.
+                return unsafe { super::x86_64::avx2::spmm(x, w, y, m, k, n, p, accumulate) };
+            }
+            Isa::Avx512 => {
+                // SAFETY: as above.
+                return unsafe { super::x86_64::avx512::spmm(x, w, y, m, k, n, p, accumulate) };
+            }
+            _ => {}
+        }
+        #[cfg(target_arch = "aarch64")]
+        if isa == Isa::Neon {
+            // SAFETY: neon confirmed by the caller; lengths checked.
+            return unsafe { super::aarch64::neon::spmm(x, w, y, m, k, n, p, accumulate) };
+        }
+        debug_assert!(p == (0..k));
+        reference_spmm(x, w, y, Dims { m, ..d }, accumulate)
+    });
 }
 
 /// `dW = Xᵀ·dY` with the zeros of X skipped: X (the layer input) b x k, dY
@@ -175,9 +282,20 @@ pub fn spmm_at(
     if k == 0 || n == 0 {
         return Ok(());
     }
-    for_row_shares(par, &mut dw[..k * n], n, 8, &|p_lo, dws| {
-        spmm_at_run(isa, x, dy, dws, d, p_lo, dws.len() / n);
-    });
+    let f = |p_lo: usize, dws: &mut [f32]| spmm_at_run(isa, x, dy, dws, d, p_lo, dws.len() / n);
+    let (parts, dw) = (par.threads(), &mut dw[..k * n]);
+    let cut = k_cut(k, n);
+    if parts < 2 || cut == 0 {
+        for_row_shares(par, dw, n, 8, &f);
+    } else {
+        // The forward product's cut: each half of dW's rows on the threads
+        // that hold those rows of W.
+        let (lo, hi) = dw.split_at_mut(cut * n);
+        par.join(
+            &mut || for_row_shares_of(par, parts / 2, 0, lo, n, 8, &f),
+            &mut || for_row_shares_of(par, parts - parts / 2, cut, hi, n, 8, &f),
+        );
+    }
     Ok(())
 }
 

@@ -69,10 +69,8 @@ pub(crate) struct ColumnLists {
 
 macro_rules! sparse_body {
     ($feat:literal, $V:ty, lanes = $L:expr $(, compress = $cp:ident, transpose = $tr:ident)?) => {
+        use crate::matmul::sparse::FPB;
         use crate::matmul::sparse_body::{ColumnLists, PACK, PB, POPS, RB};
-
-        /// Columns of X (rows of W) per block of the forward product.
-        const FPB: usize = 64;
 
         /// Whether the ISA supplies `compress` and `transpose` (in the macro
         /// call): `compress(p, byte, out)` writes the floats at `p` whose
@@ -367,15 +365,18 @@ macro_rules! sparse_body {
         }
 
         /// `Y (+)= X·W` over rows `0..m` with zeros of X skipped: X m x k, W
-        /// k x n, Y m x n, all tightly packed.
+        /// k x n, Y m x n, all tightly packed; only the columns `p` of X (rows
+        /// of W) are summed, `p.start` a multiple of FPB.
         ///
-        /// Blocks of PB columns of X (PB rows of W, which then stay in L1):
+        /// Blocks of FPB columns of X (FPB rows of W, which then stay in L1):
         /// for each row, its nonzeros in the block are one FMA chain per
-        /// element of Y, added to Y block by block in increasing p.
+        /// element of Y, added to Y block by block in increasing p (the
+        /// first block's sums stored unless `accumulate`).
         ///
         /// # Safety
         /// The CPU supports the features above; x, w and y hold at least
-        /// m·k, k·n and m·n floats.
+        /// m·k, k·n and m·n floats; p lies within 0..k (empty only when k = 0).
+        #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn spmm(
             x: &[f32],
@@ -384,14 +385,16 @@ macro_rules! sparse_body {
             m: usize,
             k: usize,
             n: usize,
+            p: core::ops::Range<usize>,
             accumulate: bool,
         ) {
             debug_assert!(x.len() >= m * k && w.len() >= k * n && y.len() >= m * n);
+            debug_assert!(p.start.is_multiple_of(FPB) && p.end <= k);
             let mut idx = [0u32; FPB + 8];
             let mut vals = [0.0f32; FPB + 8];
-            let mut c0 = 0;
+            let mut c0 = p.start;
             loop {
-                let span = (k - c0).min(FPB);
+                let span = (p.end - c0).min(FPB);
                 for r in 0..m {
                     let row = &x[r * k + c0..r * k + c0 + span];
                     // SAFETY: the row slice holds span floats; idx and vals
@@ -409,12 +412,12 @@ macro_rules! sparse_body {
                             n,
                             y.as_mut_ptr().add(r * n),
                             n,
-                            accumulate || c0 > 0,
+                            accumulate || c0 > p.start,
                         )
                     };
                 }
                 c0 += span;
-                if c0 >= k {
+                if c0 >= p.end {
                     break;
                 }
             }

@@ -74,7 +74,9 @@ pub struct Trainer {
 impl Trainer {
     /// A trainer for `params` (already initialised) with one group per layer.
     pub fn new(mlp: Mlp, task: Task, params: Vec<f32>, rule: Rule) -> Result<Self> {
-        let opt = Optimizer::new(rule).map_err(|e| anyhow::anyhow!("optimizer: {e}"))?;
+        let mut opt = Optimizer::new(rule).map_err(|e| anyhow::anyhow!("optimizer: {e}"))?;
+        // Each thread updates the weights it computed with (see set_layout).
+        opt.set_layout(&mlp);
         let n = mlp.param_len();
         let groups: Vec<ParamGroup> = (0..mlp.layers())
             .map(|l| {
