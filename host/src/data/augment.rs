@@ -5,23 +5,35 @@ use rand_core::Rng;
 
 use super::pixel;
 
+/// Image side in pixels.
+const SIDE: usize = 28;
+
 /// Writes `img` (28×28) into `out` as the network sees it, moved right by
 /// `dx` and down by `dy` pixels; what moves in from outside the frame is
-/// background (0).
+/// background (0). Row by row: the columns that come from inside the frame
+/// are one contiguous run, converted in a loop the compiler vectorizes,
+/// between runs of background.
 pub fn shifted(out: &mut [f32], img: &[u8], dx: i8, dy: i8) {
-    let side = 28isize;
+    let side = SIDE as isize;
     let (dx, dy) = (dx as isize, dy as isize);
-    for (y, row) in (0..side).zip(out.chunks_exact_mut(side as usize)) {
+    // Columns x whose source column x - dx lies in the frame.
+    let (lo, hi) = (
+        dx.clamp(0, side) as usize,
+        (side + dx).clamp(0, side) as usize,
+    );
+    for (y, row) in (0..side).zip(out.chunks_exact_mut(SIDE)) {
         let sy = y - dy;
-        for (x, o) in (0..side).zip(row) {
-            let sx = x - dx;
-            let inside = (0..side).contains(&sy) && (0..side).contains(&sx);
-            *o = if inside {
-                pixel(img[(sy * side + sx) as usize])
-            } else {
-                0.0
-            };
+        if !(0..side).contains(&sy) || lo >= hi {
+            row.fill(0.0);
+            continue;
         }
+        // lo >= dx, so the source columns lo - dx .. hi - dx are in the frame.
+        let src = &img[sy as usize * SIDE + (lo as isize - dx) as usize..];
+        row[..lo].fill(0.0);
+        for (o, &v) in row[lo..hi].iter_mut().zip(src) {
+            *o = pixel(v);
+        }
+        row[hi..].fill(0.0);
     }
 }
 
@@ -36,6 +48,33 @@ pub fn random_shifts(rng: &mut impl Rng, n: usize, max: usize) -> Vec<(i8, i8)> 
 mod tests {
     use super::*;
     use crate::data::to_f32;
+
+    /// The definition: a bounds test per pixel.
+    fn shifted_slowly(img: &[u8], dx: i8, dy: i8) -> Vec<f32> {
+        let (dx, dy) = (dx as isize, dy as isize);
+        (0..784)
+            .map(|p| {
+                let (sy, sx) = ((p / 28) as isize - dy, (p % 28) as isize - dx);
+                if (0..28).contains(&sy) && (0..28).contains(&sx) {
+                    pixel(img[(sy * 28 + sx) as usize])
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_shift_matches_the_definition() {
+        let img: Vec<u8> = (0..784).map(|i| (i * 37 % 251) as u8 + 1).collect();
+        for dx in -29i8..=29 {
+            for dy in [-29i8, -28, -3, -1, 0, 1, 2, 27, 28] {
+                let mut got = vec![f32::NAN; 784];
+                shifted(&mut got, &img, dx, dy);
+                assert_eq!(got, shifted_slowly(&img, dx, dy), "dx {dx} dy {dy}");
+            }
+        }
+    }
 
     #[test]
     fn shifts_move_pixels_and_bring_in_background() {
