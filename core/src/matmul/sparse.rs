@@ -8,9 +8,10 @@
 //! rather than its size. Skipping is exact for finite W and dY: a zero of
 //! X contributes +0 to a dense sum as well. (A non-finite weight in a row
 //! whose input is zero does not reach the output here, where a dense product
-//! would make it NaN.) The sums run in order of increasing index, one chain
-//! per element, so results do not depend on the thread count; they may differ
-//! from the dense kernels' by rounding. [`density`] tells a caller when
+//! would make it NaN.) The sums run in order of increasing index (the
+//! forward product's in two halves added once, see [`k_cut`]) in an order
+//! fixed by the shape, so results do not depend on the thread count; they
+//! may differ from the dense kernels' by rounding. [`density`] tells a caller when
 //! these pay: [`SPARSE_DENSITY`] is the crossover measured in
 //! `benches/matmul.rs`. [`crate::Dense`] switches to them by itself
 //! ([`worth_it`]).
