@@ -240,10 +240,18 @@ impl Pool {
 /// Chooses, step by step, whether training runs on the pool's threads or on
 /// one: a machine where another process holds a core (or where the two
 /// vCPUs share one physical core) makes two threads take turns, slower than
-/// one alone. Every cycle of [`Tuner::CYCLE`] steps times
-/// [`Tuner::PROBE`] steps each way, then runs the rest in the faster mode:
-/// never much slower than the better of the two (the probe of the slower
-/// mode costs at most PROBE / CYCLE of the time), whatever the load does.
+/// one alone. Every cycle of [`Tuner::CYCLE`] steps times [`Tuner::PROBE`]
+/// steps each way, then runs the rest in the faster mode.
+///
+/// Each way of losing is a strike, after which the next cycles run
+/// serially without probing: 1, 3, 7, ... up to [`Tuner::MAX_SKIP`] of them
+/// while the strikes continue; a cycle that runs in parallel to its end
+/// clears them. Parallel loses by losing the probe (with another process
+/// on the second core a parallel step took 330-740 us against 180 serial,
+/// and probing every cycle cost 6% of the run), or by one step slower than
+/// [`Tuner::SLOW`] times the serial probes' mean: a short probe can miss
+/// the scheduler taking the helper away for a whole time slice, while the
+/// joining thread waits for the half the helper holds.
 #[derive(Debug)]
 pub struct Tuner {
     threads: usize,
@@ -251,6 +259,11 @@ pub struct Tuner {
     parallel: Duration,
     serial: Duration,
     use_serial: bool,
+    /// Whether this cycle runs serially throughout (skipped by a strike).
+    skipping: bool,
+    /// Cycles still to skip, and how many the next strike skips.
+    skip: u32,
+    backoff: u32,
 }
 
 impl Tuner {
@@ -258,6 +271,10 @@ impl Tuner {
     pub const CYCLE: usize = 256;
     /// Steps timed in each mode per cycle.
     pub const PROBE: usize = 8;
+    /// A parallel step this many times the serial probes' mean is a strike.
+    pub const SLOW: f64 = 4.0;
+    /// The most cycles one strike skips.
+    pub const MAX_SKIP: u32 = 31;
 
     /// A tuner for a pool of `threads` (one thread: always serial).
     pub fn new(threads: usize) -> Self {
@@ -267,12 +284,15 @@ impl Tuner {
             parallel: Duration::ZERO,
             serial: Duration::ZERO,
             use_serial: false,
+            skipping: false,
+            skip: 0,
+            backoff: 0,
         }
     }
 
     /// Whether the next step runs serially.
     pub fn serial(&self) -> bool {
-        if self.threads <= 1 {
+        if self.threads <= 1 || self.skipping {
             return true;
         }
         match self.step % Self::CYCLE {
@@ -282,22 +302,52 @@ impl Tuner {
         }
     }
 
-    /// Records the time of the step just run.
+    /// Records the time of the step just run (in the mode [`Tuner::serial`]
+    /// gave for it).
     pub fn record(&mut self, took: Duration) {
         let s = self.step % Self::CYCLE;
-        if s == 0 {
-            self.parallel = Duration::ZERO;
-            self.serial = Duration::ZERO;
+        self.step += 1;
+        if self.skipping {
+            if s == Self::CYCLE - 1 {
+                self.next_cycle();
+            }
+            return;
         }
         if s < Self::PROBE {
             self.parallel += took;
         } else if s < 2 * Self::PROBE {
             self.serial += took;
-            if s == 2 * Self::PROBE - 1 {
-                self.use_serial = self.serial < self.parallel;
+            if s == 2 * Self::PROBE - 1 && self.serial < self.parallel {
+                self.strike();
+            }
+        } else if !self.use_serial {
+            let serial_mean = self.serial.as_secs_f64() / Self::PROBE as f64;
+            if took.as_secs_f64() > Self::SLOW * serial_mean {
+                self.strike();
+            } else if s == Self::CYCLE - 1 {
+                // Parallel to the end of the cycle: no strike stands.
+                self.backoff = 0;
             }
         }
-        self.step += 1;
+        if s == Self::CYCLE - 1 {
+            self.next_cycle();
+        }
+    }
+
+    /// Parallel lost: serial for the rest of the cycle and the next
+    /// `backoff` cycles, twice as many (plus one) as after the last strike.
+    fn strike(&mut self) {
+        self.use_serial = true;
+        self.backoff = (2 * self.backoff + 1).min(Self::MAX_SKIP);
+        self.skip = self.backoff;
+    }
+
+    fn next_cycle(&mut self) {
+        self.use_serial = false;
+        self.parallel = Duration::ZERO;
+        self.serial = Duration::ZERO;
+        self.skipping = self.skip > 0;
+        self.skip = self.skip.saturating_sub(1);
     }
 }
 
@@ -386,30 +436,84 @@ mod tests {
 
     #[test]
     fn the_tuner_probes_both_modes_and_keeps_the_faster() {
-        let mut t = Tuner::new(2);
         let ms = Duration::from_millis;
-        for step in 0..Tuner::CYCLE {
-            let serial = t.serial();
-            assert_eq!(
-                serial,
-                (Tuner::PROBE..2 * Tuner::PROBE).contains(&step)
-                    || (step >= 2 * Tuner::PROBE && t.use_serial)
-            );
-            // Serial steps are faster here (a busy machine).
-            t.record(if serial { ms(1) } else { ms(3) });
+        // One cycle; serial steps take `ser`, parallel ones `par`; the
+        // modes the tuner chose, step by step.
+        let cycle = |t: &mut Tuner, ser: u64, par: u64| -> Vec<bool> {
+            (0..Tuner::CYCLE)
+                .map(|_| {
+                    let serial = t.serial();
+                    t.record(ms(if serial { ser } else { par }));
+                    serial
+                })
+                .collect()
+        };
+        let probes = |m: &[bool]| {
+            m[..Tuner::PROBE].iter().all(|&s| !s)
+                && m[Tuner::PROBE..2 * Tuner::PROBE].iter().all(|&s| s)
+        };
+        let mut t = Tuner::new(2);
+        // Serial is faster (a busy machine): serial after the probes...
+        let m = cycle(&mut t, 1, 3);
+        assert!(probes(&m) && m[2 * Tuner::PROBE..].iter().all(|&s| s));
+        // ...and through the next cycle, unprobed (a strike skips one).
+        assert!(cycle(&mut t, 1, 3).iter().all(|&s| s));
+        // Probing again: another loss skips three cycles.
+        assert!(probes(&cycle(&mut t, 1, 3)));
+        for _ in 0..3 {
+            assert!(cycle(&mut t, 1, 3).iter().all(|&s| s));
         }
-        assert!(t.use_serial);
-        // The next cycle probes again; now parallel is faster.
-        for _ in 0..Tuner::CYCLE {
-            let serial = t.serial();
-            t.record(if serial { ms(3) } else { ms(1) });
-        }
-        assert!(!t.use_serial);
+        // The machine is idle again: parallel after the probes.
+        let m = cycle(&mut t, 3, 1);
+        assert!(probes(&m) && m[2 * Tuner::PROBE..].iter().all(|&s| !s));
+        // A clean cycle cleared the strikes: a loss now skips one cycle.
+        cycle(&mut t, 1, 3);
+        assert!(cycle(&mut t, 1, 3).iter().all(|&s| s));
+        assert!(probes(&cycle(&mut t, 3, 1)));
         assert!(Tuner::new(1).serial(), "one thread is always serial");
     }
 
-    /// A helper that never takes its job (as if descheduled while another
-    /// process holds the core): the joining thread runs both halves.
+    #[test]
+    fn a_stalled_parallel_step_ends_the_run_and_skips_cycles_until_one_runs_clean() {
+        let mut t = Tuner::new(2);
+        let us = Duration::from_micros;
+        // Parallel probes fast, serial probes slower: parallel is chosen,
+        // then one step stalls (the helper was descheduled).
+        let mut run = |t: &mut Tuner, stall_at: Option<usize>| -> Vec<bool> {
+            (0..Tuner::CYCLE)
+                .map(|s| {
+                    let serial = t.serial();
+                    let took = match (serial, stall_at == Some(s)) {
+                        (_, true) => us(3000),
+                        (true, _) => us(180),
+                        (false, _) => us(130),
+                    };
+                    t.record(took);
+                    serial
+                })
+                .collect()
+        };
+        let modes = run(&mut t, Some(100));
+        assert!(
+            !modes[99] && modes[101..].iter().all(|&s| s),
+            "serial after the stall"
+        );
+        // One cycle skipped: serial throughout, no probe.
+        assert!(run(&mut t, None).iter().all(|&s| s));
+        // Probing again; another stall doubles the skip to 3 cycles.
+        let modes = run(&mut t, Some(50));
+        assert!(!modes[0] && !modes[49] && modes[51..].iter().all(|&s| s));
+        for _ in 0..3 {
+            assert!(run(&mut t, None).iter().all(|&s| s));
+        }
+        // A clean parallel cycle clears the strikes: the next stall skips 1.
+        let modes = run(&mut t, None);
+        assert!(!modes[0] && !modes[255]);
+        run(&mut t, Some(20));
+        assert!(run(&mut t, None).iter().all(|&s| s));
+        assert!(!run(&mut t, None)[0]);
+    }
+
     #[test]
     fn a_helper_that_does_not_start_never_stalls_a_join() {
         let pool = Pool::new(2).unwrap();
