@@ -479,7 +479,7 @@ mod tests {
         let us = Duration::from_micros;
         // Parallel probes fast, serial probes slower: parallel is chosen,
         // then one step stalls (the helper was descheduled).
-        let mut run = |t: &mut Tuner, stall_at: Option<usize>| -> Vec<bool> {
+        let run = |t: &mut Tuner, stall_at: Option<usize>| -> Vec<bool> {
             (0..Tuner::CYCLE)
                 .map(|s| {
                     let serial = t.serial();
