@@ -368,7 +368,8 @@ macro_rules! sparse_body {
         /// k x n, Y m x n, all tightly packed; only the columns `p` of X (rows
         /// of W) are summed, `p.start` a multiple of FPB.
         ///
-        /// Blocks of FPB columns of X (FPB rows of W, which then stay in L1):
+        /// Blocks of FPB columns of X (FPB rows of W, which the block's rows
+        /// of X share while they stay in cache):
         /// for each row, its nonzeros in the block are one FMA chain per
         /// element of Y, added to Y block by block in increasing p (the
         /// first block's sums stored unless `accumulate`).

@@ -34,11 +34,13 @@ const MAX_STEPS: usize = 1_000_000;
 /// from a handful of labelled samples.
 const TRAIN: usize = 20;
 /// The accuracy the firmware requires before it says PASS, per 10,000: a
-/// head learned from 20 images reaches 98.2-99.4% on the 500 held-back
-/// images (median 98.9%) over 20 bodies trained as the README trains one
-/// (`ember train --hidden 128,64 --seed 1..=20`), so 98.0% fails a broken
-/// trainer, not an unlucky body (98.5% had failed 4 of those 20).
-const TARGET_PER_10K: usize = 9800;
+/// head learned from 20 images reaches 97.8-99.4% on the 500 held-back
+/// images (median 98.9%) over 40 bodies trained as the README trains one
+/// (`ember train --hidden 128,64 --seed 1..=20`, under two summation orders
+/// of the first layer), so 97.5% fails a broken trainer, not an unlucky
+/// body: a body's accuracy moves by a few images with any change of
+/// rounding (98.5% had failed 4 of 20 bodies, 98.0% 1 of 20).
+const TARGET_PER_10K: usize = 9750;
 /// Calibration images of the body (as `ember export`'s default).
 const CALIB: usize = 1000;
 
