@@ -525,7 +525,10 @@ mod tests {
             t.record(took);
         }
         let (first, second) = modes.split_at(Tuner::CYCLE);
-        assert!(first[2 * Tuner::PROBE..].iter().all(|&s| s), "serial after a loss");
+        assert!(
+            first[2 * Tuner::PROBE..].iter().all(|&s| s),
+            "serial after a loss"
+        );
         assert!(!second[0], "no strike: the next cycle probes again");
     }
 
