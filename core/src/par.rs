@@ -43,39 +43,36 @@ pub(crate) fn split_rows(rows: usize, parts: usize, grain: usize) -> usize {
     }
 }
 
-/// Splits the rows of `out` (rows of `width` elements) between `par`'s
-/// workers, in shares that are multiples of `grain` rows, and calls
-/// `f(first_row, rows)` on each share. Every row is in exactly one share,
-/// and what a share computes does not depend on how the rows were split.
+/// Splits the rows of `out` (rows of `width` elements) between `parts` of
+/// `par`'s workers, in shares that are multiples of `grain` rows, and calls
+/// `f(first_row, rows)` on each share, rows numbered from `row0`. With
+/// `cut` (0: none) inside the rows, the first split is there, the later
+/// ones as usual. Every row is in exactly one share, and what a share
+/// computes does not depend on how the rows were split.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn for_row_shares<T: Send>(
-    par: &dyn Parallel,
-    out: &mut [T],
-    width: usize,
-    grain: usize,
-    f: &(dyn Fn(usize, &mut [T]) + Sync),
-) {
-    for_row_shares_of(par, par.threads(), 0, out, width, grain, f);
-}
-
-/// [`for_row_shares`] over `parts` of `par`'s workers, for rows numbered
-/// from `row0`.
-pub(crate) fn for_row_shares_of<T: Send>(
     par: &dyn Parallel,
     parts: usize,
     row0: usize,
     out: &mut [T],
     width: usize,
     grain: usize,
+    cut: usize,
     f: &(dyn Fn(usize, &mut [T]) + Sync),
 ) {
-    let first = split_rows(out.len() / width.max(1), parts, grain);
+    let rows = out.len() / width.max(1);
+    let first = if parts >= 2 && cut > 0 && cut < rows {
+        cut
+    } else {
+        split_rows(rows, parts, grain)
+    };
     if first == 0 {
         return f(row0, out);
     }
     let (lo, hi) = out.split_at_mut(first * width);
     let half = parts / 2;
     par.join(
-        &mut || for_row_shares_of(par, half, row0, lo, width, grain, f),
-        &mut || for_row_shares_of(par, parts - half, row0 + first, hi, width, grain, f),
+        &mut || for_row_shares(par, half, row0, lo, width, grain, 0, f),
+        &mut || for_row_shares(par, parts - half, row0 + first, hi, width, grain, 0, f),
     );
 }

@@ -327,11 +327,10 @@ const SPLIT_MIN_MACS: usize = 1 << 18;
 
 /// Recursive row split of a checked product. Products of fewer than
 /// [`SPLIT_MIN_MACS`] multiply-adds (~1.5 us on one core) stay on the
-/// calling thread: the
-/// fork and the operands' trip to the other core cost more than the half
-/// saved (the 64x128x10 layer of a 784-128-10 net, whose products run
-/// between the first layer's: an epoch at 2 threads took 0.125 s split,
-/// 0.118 s not).
+/// calling thread: the fork and the operands' trip to the other core cost
+/// more than the half saved (the 64x128x10 layer of a 784-128-10 net, whose
+/// products run between the first layer's: an epoch at 2 threads took
+/// 0.125 s split, 0.118 s not).
 #[allow(clippy::too_many_arguments)]
 fn split(
     par: &dyn Parallel,

@@ -17,7 +17,7 @@
 //! ([`worth_it`]).
 
 use super::Dims;
-use crate::par::{for_row_shares, for_row_shares_of, Parallel};
+use crate::par::{for_row_shares, Parallel};
 use crate::{Error, Isa};
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -235,7 +235,7 @@ fn rows_of(
     p: Range<usize>,
     accumulate: bool,
 ) {
-    for_row_shares_of(par, parts, 0, y, d.n, 1, &|r0, y| {
+    for_row_shares(par, parts, 0, y, d.n, 1, 0, &|r0, y| {
         let _ = isa;
         let (m, k, p) = (y.len() / d.n, d.k, p.clone());
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -287,20 +287,18 @@ pub fn spmm_at(
     if k == 0 || n == 0 {
         return Ok(());
     }
-    let f = |p_lo: usize, dws: &mut [f32]| spmm_at_run(isa, x, dy, dws, d, p_lo, dws.len() / n);
-    let (parts, dw) = (par.threads(), &mut dw[..k * n]);
-    let cut = k_cut(k, n);
-    if parts < 2 || cut == 0 {
-        for_row_shares(par, dw, n, 8, &f);
-    } else {
-        // The forward product's cut: each half of dW's rows on the threads
-        // that hold those rows of W.
-        let (lo, hi) = dw.split_at_mut(cut * n);
-        par.join(
-            &mut || for_row_shares_of(par, parts / 2, 0, lo, n, 8, &f),
-            &mut || for_row_shares_of(par, parts - parts / 2, cut, hi, n, 8, &f),
-        );
-    }
+    // Cut where the forward product cuts: each half of dW's rows on the
+    // threads that hold those rows of W.
+    for_row_shares(
+        par,
+        par.threads(),
+        0,
+        &mut dw[..k * n],
+        n,
+        8,
+        k_cut(k, n),
+        &|p_lo, dws| spmm_at_run(isa, x, dy, dws, d, p_lo, dws.len() / n),
+    );
     Ok(())
 }
 
