@@ -211,6 +211,48 @@ fn row_split_parallel_is_bit_identical_to_serial() {
     }
 }
 
+/// However a product's rows fall into tiles (pairs of 6-row tiles on
+/// AVX-512, 6-row tiles, a short tile at the end), each element is the same
+/// chain of FMAs: the first m rows of a 48-row product
+/// have the bits of the m-row product, for every m past the few-row paths
+/// (except a last single row, m = 6j + 1, which runs as four chains).
+#[test]
+fn every_row_count_gives_the_rows_of_a_taller_product() {
+    let mut gen = Gen(31);
+    for isa in Isa::available() {
+        for (k, n) in [(70, 40), (300, 10)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                let tall = 48;
+                let a = gen.vec(tall * k);
+                let b = gen.vec(k * n);
+                let mut want = vec![0.0; tall * n];
+                let g = Gemm::packed(Dims::new(tall, k, n), ta, tb, false);
+                gemm_on(isa, &g, &a, &b, &mut want).unwrap();
+                for m in (13..tall).filter(|m| m % 6 != 1) {
+                    // Aᵀ is k x m: the first m columns of each of its rows.
+                    let a_m: Vec<f32> = if ta {
+                        a.chunks_exact(tall)
+                            .flat_map(|r| &r[..m])
+                            .copied()
+                            .collect()
+                    } else {
+                        a[..m * k].to_vec()
+                    };
+                    let mut got = vec![f32::NAN; m * n];
+                    let g = Gemm::packed(Dims::new(m, k, n), ta, tb, false);
+                    gemm_on(isa, &g, &a_m, &b, &mut got).unwrap();
+                    assert!(
+                        got.iter()
+                            .zip(&want[..m * n])
+                            .all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{isa} m={m} k={k} n={n} ta={ta} tb={tb}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Operands with row strides wider than their rows give the same bits as
 /// tightly packed ones, and the gaps between C's rows are left alone.
 #[test]
