@@ -135,7 +135,9 @@ pub fn spmm(
     }
     let y = &mut y[..d.m * d.n];
     let cut = k_cut(d.k, d.n);
-    if cut == 0 || isa == Isa::Scalar {
+    // Only a vector kernel sums a range of X's columns; the reference
+    // (the scalar and Cortex-M paths) takes the whole product.
+    if cut == 0 || forward_kernel(isa).is_none() {
         rows_of(par, par.threads(), isa, x, w, y, d, 0..d.k, accumulate);
     } else {
         halves(par, isa, x, w, y, d, cut, accumulate);
@@ -222,7 +224,7 @@ fn halves(
 
 /// The forward product over X's columns `p`, split by rows over `parts`
 /// of `par`'s workers, on a supported `isa`, the lengths checked (`p`
-/// starts on a block; the scalar path takes the whole range only).
+/// starts on a block; the reference takes the whole range only).
 #[allow(clippy::too_many_arguments)]
 fn rows_of(
     par: &dyn Parallel,
@@ -235,32 +237,54 @@ fn rows_of(
     p: Range<usize>,
     accumulate: bool,
 ) {
+    let kernel = forward_kernel(isa);
     for_row_shares(par, parts, 0, y, d.n, 1, 0, &|r0, y| {
-        let _ = isa;
-        let (m, k, p) = (y.len() / d.n, d.k, p.clone());
-        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        let n = d.n;
+        let (m, k, n) = (y.len() / d.n, d.k, d.n);
         let x = &x[r0 * k..(r0 + m) * k];
-        #[cfg(target_arch = "x86_64")]
-        match isa {
-            Isa::Avx2Fma => {
-                // SAFETY: the caller confirmed the ISA is supported and checked the lengths.
-                return unsafe { super::x86_64::avx2::spmm(x, w, y, m, k, n, p, accumulate) };
+        match kernel {
+            // SAFETY: the caller confirmed the ISA is supported and checked
+            // the lengths; p starts on a block and ends by k.
+            Some(f) => unsafe { f(x, w, y, m, k, n, p.clone(), accumulate) },
+            None => {
+                debug_assert!(p == (0..k));
+                reference_spmm(x, w, y, Dims { m, ..d }, accumulate)
             }
-            Isa::Avx512 => {
-                // SAFETY: as above.
-                return unsafe { super::x86_64::avx512::spmm(x, w, y, m, k, n, p, accumulate) };
-            }
-            _ => {}
         }
-        #[cfg(target_arch = "aarch64")]
-        if isa == Isa::Neon {
-            // SAFETY: neon confirmed by the caller; lengths checked.
-            return unsafe { super::aarch64::neon::spmm(x, w, y, m, k, n, p, accumulate) };
-        }
-        debug_assert!(p == (0..k));
-        reference_spmm(x, w, y, Dims { m, ..d }, accumulate)
     });
+}
+
+/// A vector path's forward kernel (`sparse_body`'s `spmm`: x, w, y, m, k, n,
+/// the columns of X summed, accumulate).
+type ForwardKernel = unsafe fn(&[f32], &[f32], &mut [f32], usize, usize, usize, Range<usize>, bool);
+
+/// A vector path's gradient kernel (`sparse_body`'s `spmm_at`: x, dy, dw, b,
+/// k, n, the first row of dW and the row count).
+type GradientKernel = unsafe fn(&[f32], &[f32], &mut [f32], usize, usize, usize, usize, usize);
+
+/// The forward kernel of `isa`, None where the reference runs.
+fn forward_kernel(isa: Isa) -> Option<ForwardKernel> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => Some(super::x86_64::avx2::spmm),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Some(super::x86_64::avx512::spmm),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some(super::aarch64::neon::spmm),
+        _ => None,
+    }
+}
+
+/// The gradient kernel of `isa`, None where the reference runs.
+fn gradient_kernel(isa: Isa) -> Option<GradientKernel> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => Some(super::x86_64::avx2::spmm_at),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Some(super::x86_64::avx512::spmm_at),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some(super::aarch64::neon::spmm_at),
+        _ => None,
+    }
 }
 
 /// `dW = Xᵀ·dY` with the zeros of X skipped: X (the layer input) b x k, dY
@@ -304,28 +328,13 @@ pub fn spmm_at(
 
 /// Runs rows `p_lo..p_lo + rows` of a checked gradient product.
 fn spmm_at_run(isa: Isa, x: &[f32], dy: &[f32], dw: &mut [f32], d: Dims, p_lo: usize, rows: usize) {
-    let _ = isa;
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     let (k, b, n) = (d.m, d.k, d.n);
-    #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx2Fma => {
-            // SAFETY: ISA confirmed by the caller, lengths checked, and
-            // p_lo + rows <= k by the split.
-            return unsafe { super::x86_64::avx2::spmm_at(x, dy, dw, b, k, n, p_lo, rows) };
-        }
-        Isa::Avx512 => {
-            // SAFETY: as above.
-            return unsafe { super::x86_64::avx512::spmm_at(x, dy, dw, b, k, n, p_lo, rows) };
-        }
-        _ => {}
+    match gradient_kernel(isa) {
+        // SAFETY: ISA confirmed by the caller, lengths checked, and
+        // p_lo + rows <= k by the split.
+        Some(f) => unsafe { f(x, dy, dw, b, k, n, p_lo, rows) },
+        None => reference_spmm_at(x, dy, dw, d, p_lo, rows),
     }
-    #[cfg(target_arch = "aarch64")]
-    if isa == Isa::Neon {
-        // SAFETY: as above.
-        return unsafe { super::aarch64::neon::spmm_at(x, dy, dw, b, k, n, p_lo, rows) };
-    }
-    reference_spmm_at(x, dy, dw, d, p_lo, rows)
 }
 
 /// The specification of [`spmm`]: for each element of Y, the sum over
@@ -363,6 +372,28 @@ pub fn reference_spmm_at(x: &[f32], dy: &[f32], dw: &mut [f32], d: Dims, p_lo: u
                 }
             }
             dw[q * n + j] = sum;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel tables decide both what runs and whether the forward
+    /// product is cut (only a vector kernel sums a range of columns): every
+    /// vector path this CPU has appears in both, the reference paths in
+    /// neither.
+    #[test]
+    fn vector_paths_have_both_kernels_and_reference_paths_none() {
+        for isa in [Isa::Scalar, Isa::CortexMDsp] {
+            assert!(forward_kernel(isa).is_none() && gradient_kernel(isa).is_none());
+        }
+        for isa in Isa::available() {
+            if isa != Isa::Scalar {
+                assert!(forward_kernel(isa).is_some(), "{isa}");
+                assert!(gradient_kernel(isa).is_some(), "{isa}");
+            }
         }
     }
 }
