@@ -61,8 +61,9 @@ pub enum Rule {
 pub struct Optimizer {
     rule: Rule,
     steps: [u32; MAX_GROUPS],
-    /// The layers' matrices (weights then biases, rows of `width`):
-    /// `(start, end, width)`; see [`Optimizer::set_layout`].
+    /// Each layer's parameters (weights then biases) and where its
+    /// update is cut first: `(start, end, cut)`, the cut an offset from
+    /// `start` (0: none); see [`Optimizer::set_layout`].
     layout: [(usize, usize, usize); MAX_LAYERS],
     matrices: usize,
 }
@@ -121,8 +122,10 @@ impl Optimizer {
         self.matrices = 0;
         for l in 0..mlp.layers() {
             let (w, b) = mlp.layer_params(l);
-            // Weights then biases: rows of out_dim, contiguous.
-            self.layout[l] = (w.start, b.end, b.len());
+            let layer = mlp.layer(l);
+            // W's rows (of out_dim) are cut where the products cut them.
+            let cut = k_cut(layer.in_dim, layer.out_dim) * layer.out_dim;
+            self.layout[l] = (w.start, b.end, cut);
             self.matrices = l + 1;
         }
     }
@@ -244,10 +247,7 @@ impl Optimizer {
         let whole = self.layout[..self.matrices]
             .iter()
             .find(|&&(s, e, _)| s == at && e == at + len);
-        match whole {
-            Some(&(s, e, w)) if w > 0 => k_cut((e - s) / w - 1, w) * w,
-            _ => 0,
-        }
+        whole.map_or(0, |&(_, _, cut)| cut)
     }
 }
 
