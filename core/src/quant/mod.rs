@@ -145,8 +145,9 @@ fn pack_room(pack: &mut [u8], need: usize) -> Result<&mut [u8], Error> {
 pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
+        use x86_64::avx2_packed as k;
         let vnni = x86_64::avx512vnni_packed::packed_len(rows, n);
-        vnni.max(x86_64::avx2_packed::packed_len(rows, n))
+        vnni.max(k::packed_len(rows, n))
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -543,6 +544,84 @@ mod tests {
                         assert_eq!(got, want, "avx512vnni n={n} rows={rows}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The pairing of inputs ([`x86_64::avx2_packed`]) does its job: on a
+    /// layer of bell-shaped weights (a sum of three uniforms, std ~42, as a
+    /// trained layer quantized per row), taken in input order about a third
+    /// of the cells would need a residual pass; after the pairing at most
+    /// 2% do, and the layer is still the reference bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_pairing_leaves_few_residual_cells() {
+        use super::x86_64::avx2_packed as k;
+        use super::{requantize, Requant};
+        if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+            std::eprintln!("note: AVX2 pairing not tested: this CPU lacks AVX2");
+            return;
+        }
+        let (n, rows, images) = (784usize, 48usize, 7usize);
+        let mut s = 0x2545_f491u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        let w: Vec<i8> = (0..rows * n)
+            .map(|_| (0..3).map(|_| (next() % 85) as i32 - 42).sum::<i32>() as i8)
+            .collect();
+        // In input order: cells with a pair of one sign above 128.
+        let blocks = rows.div_ceil(8);
+        let in_order = (0..blocks * n / 4)
+            .filter(|&c| {
+                let (b, g) = (c / (n / 4), c % (n / 4));
+                (8 * b..8 * b + 8).any(|r| {
+                    let q = &w[r * n + 4 * g..r * n + 4 * g + 4];
+                    (q[0] as i32 + q[1] as i32).abs() > 128
+                        || (q[2] as i32 + q[3] as i32).abs() > 128
+                })
+            })
+            .count();
+        let mut pack = std::vec![0u8; k::packed_len(rows, n)];
+        let (mut counts, mut sums) = (std::vec![0u32; blocks], std::vec![0i32; 8 * blocks]);
+        let xs: Vec<u8> = (0..images * n)
+            .map(|i| if i < n { 255 } else { next() as u8 })
+            .collect();
+        let bias = std::vec![0i32; rows];
+        let rqs = std::vec![Requant::from_real(0.001).unwrap(); rows];
+        let mut got = std::vec![0u8; images * rows];
+        // SAFETY: avx2 and fma detected above; every length is the kernel's
+        // contract.
+        unsafe {
+            k::pack(&w, n, rows, &mut pack, &mut counts, &mut sums, true);
+            k::layer(
+                &xs, n, &pack, &counts, &sums, &bias, &rqs, 0, false, &mut got, rows, 0, false,
+            );
+        }
+        let cells = blocks * n / 4;
+        let residual: u32 = counts.iter().sum();
+        assert!(
+            in_order * 4 > cells,
+            "{in_order} of {cells}: the weights are too tame to test"
+        );
+        assert!(
+            residual as usize * 50 <= cells,
+            "{residual} residual cells of {cells}"
+        );
+        for b in 0..images {
+            for r in 0..rows {
+                let acc: i32 = (0..n)
+                    .map(|i| (xs[b * n + i] as i32 - 128) * w[r * n + i] as i32)
+                    .sum();
+                let q = requantize(acc, rqs[r], 0, false);
+                assert_eq!(
+                    got[b * rows + r],
+                    (q as i32 + 128) as u8,
+                    "image {b} row {r}"
+                );
             }
         }
     }
