@@ -733,6 +733,23 @@ fn batched_int8_inference_is_the_one_image_reference_bit_for_bit() {
         .infer_batch_i8(&[0; 1568], &mut scratch, &mut out[..19])
         .is_err());
     assert!(out.iter().all(|&v| v == 7));
+    // A plan refuses short room and short scratch, and writes nothing then.
+    for isa in Isa::available() {
+        let need = m.batch_plan_bytes(isa);
+        if need > 0 {
+            let mut short = vec![0u8; need - 1];
+            assert!(matches!(
+                m.plan_batch(isa, &mut short),
+                Err(ember::Error::BufferTooSmall { .. })
+            ));
+        }
+        let mut room = vec![0u8; need];
+        let plan = m.plan_batch(isa, &mut room).unwrap();
+        let mut scratch = vec![0u8; plan.scratch_bytes(20).unwrap() - 1];
+        let mut out = vec![7i8; 200];
+        assert!(plan.infer(&[0; 20 * 784], &mut scratch, &mut out).is_err());
+        assert!(out.iter().all(|&v| v == 7));
+    }
 }
 
 /// An int8 model of the given widths for the batched test: weights with
@@ -813,6 +830,16 @@ fn check_batched(bytes: &[u8], input: usize, counts: &[usize]) {
             m.infer_batch_i8_on(isa, &px, &mut scratch, &mut got)
                 .unwrap();
             assert_eq!(got, want, "{isa} {images} images, input {input}");
+            // The same through a plan packed once, run twice.
+            let mut room = vec![0u8; m.batch_plan_bytes(isa)];
+            let plan = m.plan_batch(isa, &mut room).unwrap();
+            assert_eq!(plan.isa(), isa);
+            let mut scratch = vec![0u8; plan.scratch_bytes(images).unwrap()];
+            for round in 0..2 {
+                let mut got = vec![99i8; images * outs];
+                plan.infer(&px, &mut scratch, &mut got).unwrap();
+                assert_eq!(got, want, "plan on {isa}, round {round}, {images} images");
+            }
         }
     }
 }

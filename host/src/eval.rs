@@ -89,14 +89,19 @@ fn blob_logits(b: &BlobBytes, images: &[u8]) -> Result<Vec<f32>> {
     let mut out = vec![0.0f32; images.len() / PIXELS * k];
     match model.dtype {
         Dtype::Int8 => {
-            // 256 images a call: each weight load serves a block of them.
-            let mut scratch = vec![0u8; model.batch_scratch_bytes(256).unwrap_or(0)];
+            // The weights packed once for the batched kernel, then 256
+            // images a call: each weight load serves a block of them.
+            let isa = ember::Isa::active();
+            let mut room = vec![0u8; model.batch_plan_bytes(isa)];
+            let plan = model
+                .plan_batch(isa, &mut room)
+                .map_err(anyhow::Error::msg)?;
+            let mut scratch = vec![0u8; plan.scratch_bytes(256).unwrap_or(0)];
             let mut q = vec![0i8; 256 * k];
             let oq = model.output_quant();
             for (chunk, o) in images.chunks(256 * PIXELS).zip(out.chunks_mut(256 * k)) {
                 let q = &mut q[..o.len()];
-                model
-                    .infer_batch_i8(chunk, &mut scratch, q)
+                plan.infer(chunk, &mut scratch, q)
                     .map_err(anyhow::Error::msg)?;
                 for (y, &v) in o.iter_mut().zip(q.iter()) {
                     *y = oq.scale * (v as i32 - oq.zero_point) as f32;

@@ -11,8 +11,8 @@
 
 use crate::buffer::as_i8;
 use crate::quant::{
-    batch_packed, batch_packed_signed, dots_i8_checked_weights, layer_i8_packed_checked,
-    layer_u8_packed_checked, packed_len, requantize, ActQuant, Requant,
+    batch_packed, batch_packed_signed, dots_i8_checked_weights, layer_packed_on, pack_on,
+    packed_len, packed_len_on, requantize, ActQuant, Requant,
 };
 use crate::Isa;
 use crate::{Error, MAX_LAYERS};
@@ -448,7 +448,8 @@ impl<'a> Model<'a> {
     /// VNNI, AVX2 or NEON, the weights are repacked so that each vector
     /// loaded serves 16, 8 or 4 rows of several images with no horizontal
     /// sums; fewer images and the scalar path run image by image (same
-    /// bits).
+    /// bits). The weights are repacked on every call: for batch after batch
+    /// of one model, [`Model::plan_batch`] packs them once.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] when `pixels` is not a whole number of
@@ -475,6 +476,76 @@ impl<'a> Model<'a> {
         scratch: &mut [u8],
         out: &mut [i8],
     ) -> Result<(), Error> {
+        self.run_batch(isa, pixels, scratch, None, out)
+    }
+
+    /// Bytes [`Model::plan_batch`] needs on `isa`: every layer's weights
+    /// packed for its batched kernel (0 where `isa` has none: the plan then
+    /// runs image by image).
+    pub fn batch_plan_bytes(&self, isa: Isa) -> usize {
+        let layer = |l: &Layer<'_>| {
+            (0..l.out_dim)
+                .step_by(CHUNK)
+                .map(|c0| packed_len_on(isa, CHUNK.min(l.out_dim - c0), l.in_dim))
+                .fold(0usize, usize::saturating_add)
+        };
+        self.layers.iter().map(layer).fold(0, usize::saturating_add)
+    }
+
+    /// Packs every layer's weights once, into `room`, for the batched kernel
+    /// of `isa`: [`BatchPlan::infer`] then runs batch after batch with the
+    /// bits of [`Model::infer_batch_i8`] and without repacking (as an ONNX
+    /// Runtime session or a TensorFlow Lite interpreter prepares its weights
+    /// once). `room` holds at least [`Model::batch_plan_bytes`] bytes.
+    ///
+    /// # Errors
+    /// [`Error::IsaUnavailable`] when this CPU lacks `isa`;
+    /// [`Error::BadField`] for an f32 model; [`Error::BufferTooSmall`] when
+    /// `room` is short.
+    pub fn plan_batch<'p>(
+        &'p self,
+        isa: Isa,
+        room: &'p mut [u8],
+    ) -> Result<BatchPlan<'p, 'a>, Error> {
+        if !isa.is_supported() {
+            return Err(Error::IsaUnavailable);
+        }
+        if self.dtype != Dtype::Int8 {
+            return Err(Error::BadField { offset: 17 });
+        }
+        let need = self.batch_plan_bytes(isa);
+        let got = room.len();
+        let room = room
+            .get_mut(..need)
+            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        let mut at = 0;
+        for layer in self.layers.iter().filter(|_| need > 0) {
+            let (n, w) = (layer.in_dim, as_i8(layer.weight));
+            for c0 in (0..layer.out_dim).step_by(CHUNK) {
+                let rows = CHUNK.min(layer.out_dim - c0);
+                let len = packed_len_on(isa, rows, n);
+                let dst = room.get_mut(at..at + len).ok_or(Error::BadDimension)?;
+                pack_on(isa, &w[c0 * n..(c0 + rows) * n], n, rows, dst)?;
+                at += len;
+            }
+        }
+        Ok(BatchPlan {
+            model: self,
+            isa,
+            packed: room,
+        })
+    }
+
+    /// [`Model::infer_batch_i8_on`], repacking into the end of `scratch`
+    /// (`plan: None`) or reading a [`BatchPlan`]'s packed weights.
+    fn run_batch(
+        &self,
+        isa: Isa,
+        pixels: &[u8],
+        scratch: &mut [u8],
+        plan: Option<&[u8]>,
+        out: &mut [i8],
+    ) -> Result<(), Error> {
         if !isa.is_supported() {
             return Err(Error::IsaUnavailable);
         }
@@ -496,9 +567,11 @@ impl<'a> Model<'a> {
                 got: out.len(),
             });
         }
-        let need = self
-            .batch_scratch_bytes(images)
-            .ok_or(Error::BadDimension)?;
+        let need = match plan {
+            None => self.batch_scratch_bytes(images),
+            Some(_) => self.scratch.checked_mul(images),
+        }
+        .ok_or(Error::BadDimension)?;
         if scratch.len() < need {
             return Err(Error::BufferTooSmall {
                 needed: need,
@@ -507,7 +580,11 @@ impl<'a> Model<'a> {
         }
         let half = self.scratch / 2 * images;
         let (a, rest) = scratch.split_at_mut(half);
-        let (b, pack) = rest.split_at_mut(half);
+        let (b, room) = rest.split_at_mut(half);
+        let mut packs = match plan {
+            None => Packs::Room(room),
+            Some(bytes) => Packs::Plan(bytes, 0),
+        };
         // The VNNI path keeps activations shifted to unsigned (x + 128: the
         // pixel itself for the input), the others as int8 (q = p - 128).
         let unsigned = batch_packed(isa) && images >= PACKED_MIN_IMAGES;
@@ -521,7 +598,7 @@ impl<'a> Model<'a> {
             // x: (images, in_dim) int8 -> y: (images, out_dim) int8
             let x = &cur[..images * layer.in_dim];
             let y = &mut next[..images * layer.out_dim];
-            batch_layer(isa, (unsigned, signed), layer, images, x, y, pack)?;
+            batch_layer(isa, unsigned || signed, layer, images, x, y, &mut packs)?;
             core::mem::swap(&mut cur, &mut next);
         }
         for (o, &q) in out.iter_mut().zip(cur.iter()) {
@@ -587,19 +664,60 @@ impl<'a> Model<'a> {
     }
 }
 
+/// A model's weights packed once for its batched kernel
+/// ([`Model::plan_batch`]), borrowing the model and the packing room.
+#[derive(Debug)]
+pub struct BatchPlan<'p, 'a> {
+    model: &'p Model<'a>,
+    isa: Isa,
+    packed: &'p [u8],
+}
+
+impl BatchPlan<'_, '_> {
+    /// The path this plan was packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Scratch bytes [`BatchPlan::infer`] needs for `images` images (two
+    /// activation buffers of the widest edge per image; the weights are in
+    /// the plan), or `None` when that overflows.
+    pub fn scratch_bytes(&self, images: usize) -> Option<usize> {
+        self.model.scratch.checked_mul(images)
+    }
+
+    /// [`Model::infer_batch_i8`] on the plan's path with its packed weights:
+    /// the same bits, without repacking.
+    ///
+    /// # Errors
+    /// As [`Model::infer_batch_i8`], with [`BatchPlan::scratch_bytes`] for
+    /// the scratch.
+    pub fn infer(&self, pixels: &[u8], scratch: &mut [u8], out: &mut [i8]) -> Result<(), Error> {
+        self.model
+            .run_batch(self.isa, pixels, scratch, Some(self.packed), out)
+    }
+}
+
+/// Where [`batch_layer`] takes each chunk's packed weights from: room to
+/// pack them in now, or a plan's, read in order from an offset.
+enum Packs<'s> {
+    Room(&'s mut [u8]),
+    Plan(&'s [u8], usize),
+}
+
 /// One layer of [`Model::infer_batch_i8`]: row chunks outermost (their
-/// weights stay in cache across the images). With `unsigned`, activations
-/// in and out are shifted to unsigned (`x + 128`) for the VNNI kernel,
-/// which repacks each chunk's weights into `pack` and runs every image
-/// through them; otherwise they are plain int8, image by image.
+/// weights stay in cache across the images). With `packed` (the packed
+/// kernels: activations shifted to unsigned on x86_64, plain int8 on NEON),
+/// each chunk's weights come packed from `packs` and every image runs
+/// through them; otherwise the activations are plain int8, image by image.
 fn batch_layer(
     isa: Isa,
-    (unsigned, signed): (bool, bool),
+    packed: bool,
     layer: &Layer<'_>,
     images: usize,
     x: &[u8],
     y: &mut [u8],
-    pack: &mut [u8],
+    packs: &mut Packs<'_>,
 ) -> Result<(), Error> {
     let (n, m) = (layer.in_dim, layer.out_dim);
     let w = as_i8(layer.weight);
@@ -620,17 +738,23 @@ fn batch_layer(
                 shift: le_i32(layer.requant, 2 * (c0 + r) + 1) as u32,
             };
         }
-        if unsigned {
-            // The VNNI kernel requantizes in registers and writes y itself.
+        if packed {
+            // The packed kernels requantize in registers and write y.
+            let pack: &[u8] = match packs {
+                Packs::Room(room) => {
+                    pack_on(isa, rows, n, rows_n, room)?;
+                    room
+                }
+                Packs::Plan(bytes, at) => {
+                    let len = packed_len_on(isa, rows_n, n);
+                    let chunk = bytes.get(*at..*at + len).ok_or(Error::BadDimension)?;
+                    *at += len;
+                    chunk
+                }
+            };
             let (b, q) = (&bias[..rows_n], &rqs[..rows_n]);
             let (zp, relu) = (layer.output.zero_point, layer.relu);
-            layer_u8_packed_checked(isa, x, n, rows, b, q, zp, relu, y, m, c0, pack)?;
-            continue;
-        }
-        if signed {
-            let (b, q) = (&bias[..rows_n], &rqs[..rows_n]);
-            let (zp, relu) = (layer.output.zero_point, layer.relu);
-            layer_i8_packed_checked(isa, x, n, rows, b, q, zp, relu, y, m, c0, pack)?;
+            layer_packed_on(isa, x, n, pack, b, q, zp, relu, y, m, c0)?;
             continue;
         }
         for g0 in (0..images).step_by(GROUP) {

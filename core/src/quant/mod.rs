@@ -100,15 +100,14 @@ pub(crate) unsafe fn input_word(x: *const u8, n: usize, g: usize) -> u32 {
     }
 }
 
-/// The checks both packed routes make before their kernels run: `xs` whole
-/// images of `n` (≤ [`MAX_IN`]) inputs, `w` the rows' weights, one
-/// requantization per bias and each valid, rows `c0 ..` inside the `m`
-/// outputs, `y` one row of `m` per image.
+/// The checks [`layer_packed_on`] makes before a kernel runs: `xs` whole
+/// images of `n` (≤ [`MAX_IN`]) inputs, 1 to 96 rows, one requantization
+/// per bias and each valid, rows `c0 ..` inside the `m` outputs, `y` one row
+/// of `m` per image.
 #[allow(clippy::too_many_arguments)]
 fn check_packed(
     xs: &[u8],
     n: usize,
-    w: &[i8],
     bias: &[i32],
     rqs: &[Requant],
     y: &[u8],
@@ -116,11 +115,11 @@ fn check_packed(
     c0: usize,
 ) -> Result<(), Error> {
     let rows = bias.len();
-    if n == 0 || n > MAX_IN || m == 0 || !xs.len().is_multiple_of(n) {
+    if n == 0 || n > MAX_IN || m == 0 || !xs.len().is_multiple_of(n) || rows == 0 || rows > 96 {
         return Err(Error::BadDimension);
     }
     let images = xs.len() / n;
-    if w.len() != rows * n || rqs.len() != rows || c0 + rows > m || y.len() != images * m {
+    if rqs.len() != rows || c0 + rows > m || y.len() != images * m {
         return Err(Error::ShapeMismatch {
             expected: images * m,
             got: y.len(),
@@ -140,14 +139,21 @@ fn pack_room(pack: &mut [u8], need: usize) -> Result<&mut [u8], Error> {
         .ok_or(Error::BufferTooSmall { needed: need, got })
 }
 
-/// Bytes [`layer_u8_packed_checked`] needs to repack `rows` rows of `n`
-/// weights on any x86_64 path (0 where nothing repacks).
+/// Bytes of the AVX2 route's tables after its packed weights: each block's
+/// count of residual cells (u32) and its 8 rows' weight sums (i32).
+#[cfg(target_arch = "x86_64")]
+fn avx2_tables(rows: usize) -> usize {
+    rows.div_ceil(8) * (4 + 32)
+}
+
+/// Bytes [`pack_on`] writes for `rows` rows of `n` inputs on any packed
+/// route of this architecture, the most of them (0 where nothing repacks).
 pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         use x86_64::avx2_packed as k;
         let vnni = x86_64::avx512vnni_packed::packed_len(rows, n);
-        vnni.max(k::packed_len(rows, n))
+        vnni.max(k::packed_len(rows, n) + avx2_tables(rows))
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -157,6 +163,122 @@ pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
     {
         let _ = (rows, n);
         0
+    }
+}
+
+/// The packed kernel a batch runs on (none: image by image).
+#[derive(Clone, Copy)]
+enum Route {
+    /// `vpmaddubsw`, or AVX-VNNI where present ([`batch_packed`]).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// AVX-512 VNNI.
+    #[cfg(target_arch = "x86_64")]
+    Vnni512,
+    /// NEON on plain int8 ([`batch_packed_signed`]).
+    #[cfg(target_arch = "aarch64")]
+    Neon,
+}
+
+/// The packed kernel of `isa`, if it has one.
+fn route(isa: Isa) -> Option<Route> {
+    #[cfg(target_arch = "x86_64")]
+    if batch_packed(isa) {
+        let vnni = isa == Isa::Avx512 && Isa::has_vnni();
+        return Some(if vnni { Route::Vnni512 } else { Route::Avx2 });
+    }
+    #[cfg(target_arch = "aarch64")]
+    if batch_packed_signed(isa) {
+        return Some(Route::Neon);
+    }
+    let _ = isa;
+    None
+}
+
+/// Bytes [`pack_on`] writes for `rows` rows of `n` inputs on `isa` (0 where
+/// it has no packed kernel).
+pub(crate) fn packed_len_on(isa: Isa, rows: usize, n: usize) -> usize {
+    match route(isa) {
+        #[cfg(target_arch = "x86_64")]
+        Some(Route::Avx2) => x86_64::avx2_packed::packed_len(rows, n) + avx2_tables(rows),
+        #[cfg(target_arch = "x86_64")]
+        Some(Route::Vnni512) => x86_64::avx512vnni_packed::packed_len(rows, n),
+        #[cfg(target_arch = "aarch64")]
+        Some(Route::Neon) => aarch64::neon_packed::packed_len(rows, n),
+        None => {
+            let _ = (rows, n);
+            0
+        }
+    }
+}
+
+/// Repacks `rows` rows (1 to 96) of `n` int8 weights `w` (row after row)
+/// for `isa`'s packed kernel into the first [`packed_len_on`] bytes of
+/// `pack`, which [`layer_packed_on`] then reads, once or for many batches.
+///
+/// # Errors
+/// [`Error::BadDimension`] for no inputs, more than [`MAX_IN`], or no rows
+/// or more than 96; [`Error::ShapeMismatch`] unless `w.len() = rows · n`;
+/// [`Error::BufferTooSmall`] when `pack` is shorter;
+/// [`Error::IsaUnavailable`] where `isa` has no packed kernel.
+pub(crate) fn pack_on(
+    isa: Isa,
+    w: &[i8],
+    n: usize,
+    rows: usize,
+    pack: &mut [u8],
+) -> Result<(), Error> {
+    if n == 0 || n > MAX_IN || rows == 0 || rows > 96 {
+        return Err(Error::BadDimension);
+    }
+    if w.len() != rows * n {
+        return Err(Error::ShapeMismatch {
+            expected: rows * n,
+            got: w.len(),
+        });
+    }
+    let need = packed_len_on(isa, rows, n);
+    match route(isa) {
+        #[cfg(target_arch = "x86_64")]
+        Some(Route::Avx2) => {
+            use x86_64::avx2_packed as k;
+            let pack = pack_room(pack, need)?;
+            let (body, tables) = pack.split_at_mut(k::packed_len(rows, n));
+            let blocks = rows.div_ceil(8);
+            let (mut counts, mut sums) = ([0u32; 12], [0i32; 96]);
+            // SAFETY: batch_packed() confirmed avx2+fma; w holds rows · n
+            // weights, body packed_len(rows, n) bytes, rows <= 96.
+            unsafe {
+                let split = !Isa::has_avx_vnni();
+                let (c, s) = (&mut counts[..blocks], &mut sums[..8 * blocks]);
+                k::pack(w, n, rows, body, c, s, split);
+            }
+            let (c, s) = tables.split_at_mut(4 * blocks);
+            for (o, v) in c.chunks_exact_mut(4).zip(&counts) {
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+            for (o, v) in s.chunks_exact_mut(4).zip(&sums) {
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+            Ok(())
+        }
+        #[cfg(target_arch = "x86_64")]
+        Some(Route::Vnni512) => {
+            let pack = pack_room(pack, need)?;
+            // SAFETY: batch_packed() confirmed avx512f+bw+fma; the lengths
+            // were checked above.
+            unsafe { x86_64::avx512vnni_packed::pack(w, n, rows, pack) };
+            Ok(())
+        }
+        #[cfg(target_arch = "aarch64")]
+        Some(Route::Neon) => {
+            aarch64::neon_packed::pack(w, n, rows, pack_room(pack, need)?);
+            Ok(())
+        }
+        None => {
+            let _ = (pack, need);
+            Err(Error::IsaUnavailable)
+        }
     }
 }
 
@@ -174,62 +296,26 @@ pub(crate) fn batch_packed_signed(isa: Isa) -> bool {
     }
 }
 
-/// As [`layer_u8_packed_checked`] with activations in and out plain int8
-/// (held in bytes), on the NEON path ([`batch_packed_signed`]):
-/// `y[b·m + c0 + r] = requantize(Σ_i xs[b·n + i] · w[r·n + i] + bias[r],
-/// rqs[r], zero_point, relu)`.
-///
-/// # Errors
-/// As [`layer_u8_packed_checked`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn layer_i8_packed_checked(
-    isa: Isa,
-    xs: &[u8],
-    n: usize,
-    w: &[i8],
-    bias: &[i32],
-    rqs: &[Requant],
-    zero_point: i32,
-    relu: bool,
-    y: &mut [u8],
-    m: usize,
-    c0: usize,
-    pack: &mut [u8],
-) -> Result<(), Error> {
-    check_packed(xs, n, w, bias, rqs, y, m, c0)?;
-    #[cfg(target_arch = "aarch64")]
-    if batch_packed_signed(isa) {
-        use aarch64::neon_packed as k;
-        let rows = bias.len();
-        let need = k::packed_len(rows, n);
-        let pack = pack_room(pack, need)?;
-        k::pack(w, n, rows, pack);
-        // SAFETY: batch_packed_signed() confirmed neon; every length and
-        // requantization was checked above, n <= MAX_IN.
-        unsafe { k::layer(xs, n, pack, bias, rqs, zero_point, relu, y, m, c0) };
-        return Ok(());
-    }
-    let _ = (isa, zero_point, relu, pack);
-    Err(Error::IsaUnavailable)
-}
-
-/// A whole layer's rows `c0 .. c0 + bias.len()` (at most 96) for every
-/// image, on the packed paths ([`batch_packed`]: AVX-512 VNNI, else AVX2): `y[b·m + c0 + r] =
-/// requantize(Σ_i (xs[b·n + i] − 128) · w[r·n + i] + bias[r], rqs[r],
-/// zero_point, relu) + 128`, activations in and out shifted to unsigned;
-/// `w` holds the rows' weights, repacked into `pack` first.
+/// A layer's rows `c0 .. c0 + bias.len()` (1 to 96) for every image, from
+/// weights [`pack_on`] packed for the same `isa`, rows and `n`. On x86_64
+/// (AVX-512 VNNI, else AVX2; [`batch_packed`]) activations in and out are
+/// shifted to unsigned: `y[b·m + c0 + r] = requantize(Σ_i (xs[b·n + i] −
+/// 128) · w[r·n + i] + bias[r], rqs[r], zero_point, relu) + 128`; on NEON
+/// ([`batch_packed_signed`]) they are plain int8 held in bytes,
+/// `requantize(Σ_i xs[b·n + i] · w[r·n + i] + bias[r], ...)`.
 ///
 /// # Errors
 /// [`Error::BadDimension`] or [`Error::ShapeMismatch`] when the lengths
 /// disagree, [`Error::BufferTooSmall`] when `pack` is shorter than
-/// [`packed_len`], [`Error::BadField`] for an invalid requantization,
-/// [`Error::IsaUnavailable`] off that path.
+/// [`packed_len_on`], [`Error::BadField`] for an invalid requantization or a
+/// pack whose residual tables are out of range, [`Error::IsaUnavailable`]
+/// where `isa` has no packed kernel.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn layer_u8_packed_checked(
+pub(crate) fn layer_packed_on(
     isa: Isa,
     xs: &[u8],
     n: usize,
-    w: &[i8],
+    pack: &[u8],
     bias: &[i32],
     rqs: &[Requant],
     zero_point: i32,
@@ -237,46 +323,77 @@ pub(crate) fn layer_u8_packed_checked(
     y: &mut [u8],
     m: usize,
     c0: usize,
-    pack: &mut [u8],
 ) -> Result<(), Error> {
-    check_packed(xs, n, w, bias, rqs, y, m, c0)?;
+    check_packed(xs, n, bias, rqs, y, m, c0)?;
     let rows = bias.len();
-    #[cfg(target_arch = "x86_64")]
-    if batch_packed(isa) && !(isa == Isa::Avx512 && Isa::has_vnni()) {
-        use x86_64::avx2_packed as k;
-        let (mut counts, mut sums) = ([0u32; 12], [0i32; 96]);
-        let blocks = rows.div_ceil(8);
-        let counts = counts.get_mut(..blocks).ok_or(Error::BadDimension)?;
-        let sums = &mut sums[..8 * blocks];
-        let need = k::packed_len(rows, n);
-        let pack = pack_room(pack, need)?;
-        let vnni = Isa::has_avx_vnni();
-        // SAFETY: batch_packed() confirmed avx2+fma (and has_avx_vnni()
-        // avxvnni); every length and requantization was checked above,
-        // rows <= 96, n <= MAX_IN.
-        unsafe {
-            k::pack(w, n, rows, pack, counts, sums, !vnni);
-            k::layer(
-                xs, n, pack, counts, sums, bias, rqs, zero_point, relu, y, m, c0, vnni,
-            );
+    let need = packed_len_on(isa, rows, n);
+    let pack = pack.get(..need).ok_or(Error::BufferTooSmall {
+        needed: need,
+        got: pack.len(),
+    })?;
+    match route(isa) {
+        #[cfg(target_arch = "x86_64")]
+        Some(Route::Avx2) => {
+            use x86_64::avx2_packed as k;
+            let (body, tables) = pack.split_at(k::packed_len(rows, n));
+            let blocks = rows.div_ceil(8);
+            let (c, s) = tables.split_at(4 * blocks);
+            let word = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+            let (mut counts, mut sums) = ([0u32; 12], [0i32; 96]);
+            for (v, b) in counts.iter_mut().zip(c.chunks_exact(4)) {
+                *v = u32::from_le_bytes(word(b));
+            }
+            for (v, b) in sums.iter_mut().zip(s.chunks_exact(4)) {
+                *v = i32::from_le_bytes(word(b));
+            }
+            let counts = &counts[..blocks];
+            if !k::residuals_in_range(body, rows, n, counts) {
+                return Err(Error::BadField { offset: 0 });
+            }
+            // SAFETY: batch_packed() confirmed avx2+fma (and has_avx_vnni()
+            // avxvnni); every length and requantization was checked above,
+            // the residual tables lie inside the pack, rows <= 96, n <=
+            // MAX_IN; pack_on split the pairs unless has_avx_vnni().
+            unsafe {
+                k::layer(
+                    xs,
+                    n,
+                    body,
+                    counts,
+                    &sums[..8 * blocks],
+                    bias,
+                    rqs,
+                    zero_point,
+                    relu,
+                    y,
+                    m,
+                    c0,
+                    Isa::has_avx_vnni(),
+                );
+            }
+            Ok(())
         }
-        return Ok(());
-    }
-    #[cfg(target_arch = "x86_64")]
-    if batch_packed(isa) {
-        use x86_64::avx512vnni_packed as k;
-        let need = k::packed_len(rows, n);
-        let pack = pack_room(pack, need)?;
-        // SAFETY: batch_packed() confirmed avx512f+bw+fma and avx512vnni;
-        // every length and requantization was checked above, n <= MAX_IN.
-        unsafe {
-            k::pack(w, n, rows, pack);
-            k::layer(xs, n, pack, bias, rqs, zero_point, relu, y, m, c0);
+        #[cfg(target_arch = "x86_64")]
+        Some(Route::Vnni512) => {
+            use x86_64::avx512vnni_packed as k;
+            // SAFETY: batch_packed() confirmed avx512f+bw+fma and avx512vnni;
+            // every length and requantization was checked above, n <= MAX_IN.
+            unsafe { k::layer(xs, n, pack, bias, rqs, zero_point, relu, y, m, c0) };
+            Ok(())
         }
-        return Ok(());
+        #[cfg(target_arch = "aarch64")]
+        Some(Route::Neon) => {
+            use aarch64::neon_packed as k;
+            // SAFETY: batch_packed_signed() confirmed neon; every length and
+            // requantization was checked above, n <= MAX_IN.
+            unsafe { k::layer(xs, n, pack, bias, rqs, zero_point, relu, y, m, c0) };
+            Ok(())
+        }
+        None => {
+            let _ = (xs, pack, zero_point, relu, y, m, c0);
+            Err(Error::IsaUnavailable)
+        }
     }
-    let _ = (isa, zero_point, relu, pack, rows);
-    Err(Error::IsaUnavailable)
 }
 
 /// [`dots_i8_on`] for weights already known to hold no −128 (a parsed blob's).

@@ -69,6 +69,26 @@ pub(crate) fn packed_len(rows: usize, n: usize) -> usize {
     cells(rows, n) * (32 + 32 + 2) + units(rows) * stride(n)
 }
 
+/// Whether the residual tables of a pack of `rows` rows of `n` inputs are
+/// in range, as [`pack`] leaves them: each block's count at most its groups
+/// and each listed group below them (the kernel reads inputs and cells by
+/// them). `packed` holds [`packed_len`] bytes.
+pub(crate) fn residuals_in_range(packed: &[u8], rows: usize, n: usize, counts: &[u32]) -> bool {
+    let groups = n.div_ceil(4);
+    let all = cells(rows, n);
+    let Some(idx) = packed.get(all * 64..all * 66) else {
+        return false;
+    };
+    counts.len() == rows.div_ceil(8)
+        && counts.iter().enumerate().all(|(b, &count)| {
+            let count = count as usize;
+            count <= groups
+                && idx[2 * b * groups..2 * (b * groups + count)]
+                    .chunks_exact(2)
+                    .all(|g| usize::from(u16::from_le_bytes([g[0], g[1]])) < groups)
+        })
+}
+
 /// The order of inputs `32·seg .. 32·seg + 32` (all below `n`) for rows
 /// `rows` (at most 16) of `w` (`n` each): the `vpshufb` control whose bytes
 /// `2k, 2k + 1` in each 16-byte half name a pair that saturates in none of
