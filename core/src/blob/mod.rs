@@ -507,19 +507,39 @@ impl<'a> Model<'a> {
         isa: Isa,
         room: &'p mut [u8],
     ) -> Result<BatchPlan<'p, 'a>, Error> {
+        self.int8_on(isa)?;
+        let need = self.batch_plan_bytes(isa);
+        let got = room.len();
+        let room = room
+            .get_mut(..need)
+            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        if need > 0 {
+            self.pack_layers(isa, room)?;
+        }
+        Ok(BatchPlan {
+            model: self,
+            isa,
+            packed: room,
+        })
+    }
+
+    /// Whether batched integer inference can run: `isa` on this CPU, and
+    /// an int8 model.
+    fn int8_on(&self, isa: Isa) -> Result<(), Error> {
         if !isa.is_supported() {
             return Err(Error::IsaUnavailable);
         }
         if self.dtype != Dtype::Int8 {
             return Err(Error::BadField { offset: 17 });
         }
-        let need = self.batch_plan_bytes(isa);
-        let got = room.len();
-        let room = room
-            .get_mut(..need)
-            .ok_or(Error::BufferTooSmall { needed: need, got })?;
+        Ok(())
+    }
+
+    /// Every layer's row chunks packed for `isa`, one after another, into
+    /// `room` ([`Model::batch_plan_bytes`] bytes, `isa` with a packed kernel).
+    fn pack_layers(&self, isa: Isa, room: &mut [u8]) -> Result<(), Error> {
         let mut at = 0;
-        for layer in self.layers.iter().filter(|_| need > 0) {
+        for layer in &self.layers {
             let (n, w) = (layer.in_dim, as_i8(layer.weight));
             for c0 in (0..layer.out_dim).step_by(CHUNK) {
                 let rows = CHUNK.min(layer.out_dim - c0);
@@ -529,11 +549,7 @@ impl<'a> Model<'a> {
                 at += len;
             }
         }
-        Ok(BatchPlan {
-            model: self,
-            isa,
-            packed: room,
-        })
+        Ok(())
     }
 
     /// [`Model::infer_batch_i8_on`], repacking into the end of `scratch`
@@ -546,12 +562,7 @@ impl<'a> Model<'a> {
         plan: Option<&[u8]>,
         out: &mut [i8],
     ) -> Result<(), Error> {
-        if !isa.is_supported() {
-            return Err(Error::IsaUnavailable);
-        }
-        if self.dtype != Dtype::Int8 {
-            return Err(Error::BadField { offset: 17 });
-        }
+        self.int8_on(isa)?;
         let (n_in, n_out) = (self.input_len(), self.output_len());
         if n_in == 0 || !pixels.len().is_multiple_of(n_in) {
             return Err(Error::ShapeMismatch {

@@ -104,7 +104,6 @@ pub(crate) unsafe fn input_word(x: *const u8, n: usize, g: usize) -> u32 {
 /// images of `n` (≤ [`MAX_IN`]) inputs, 1 to 96 rows, one requantization
 /// per bias and each valid, rows `c0 ..` inside the `m` outputs, `y` one row
 /// of `m` per image.
-#[allow(clippy::too_many_arguments)]
 fn check_packed(
     xs: &[u8],
     n: usize,
@@ -607,6 +606,17 @@ pub fn min_output_scale(w: &[f32], in_dim: usize, out_dim: usize, input: ActQuan
 mod tests {
     use std::vec::Vec;
 
+    /// A seeded xorshift32 stream: the tests' weights and inputs.
+    #[cfg(target_arch = "x86_64")]
+    fn xorshift(mut s: u32) -> impl FnMut() -> u32 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        }
+    }
+
     /// Both AVX-512 kernels (with and without VNNI) against the reference,
     /// each where the CPU has it, on shapes around 64 bytes and on the
     /// saturation corners. `EMBER_REQUIRE_VNNI` (set by CI from the CPU's
@@ -629,13 +639,8 @@ mod tests {
         if !vnni {
             std::eprintln!("note: AVX-512 VNNI int8 kernel not tested: this CPU lacks it");
         }
-        let mut s = 0x2545_f491u32;
-        let mut byte = |lo: i32| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (lo + (s % (128 - lo) as u32) as i32) as i8
-        };
+        let mut next = xorshift(0x2545_f491);
+        let mut byte = |lo: i32| (lo + (next() % (128 - lo) as u32) as i32) as i8;
         for n in [0usize, 1, 63, 64, 65, 127, 128, 129, 784] {
             for rows in [1usize, 3, 4, 15, 16, 17, 33] {
                 let cases: [(Vec<i8>, Vec<i8>); 3] = [
@@ -680,13 +685,7 @@ mod tests {
             return;
         }
         let (n, rows, images) = (784usize, 48usize, 7usize);
-        let mut s = 0x2545_f491u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x2545_f491);
         let w: Vec<i8> = (0..rows * n)
             .map(|_| (0..3).map(|_| (next() % 85) as i32 - 42).sum::<i32>() as i8)
             .collect();
@@ -761,13 +760,7 @@ mod tests {
         if !has_vnni {
             std::eprintln!("note: AVX-VNNI int8 kernel not tested: this CPU lacks it");
         }
-        let mut s = 0x9e37_79b9u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x9e37_79b9);
         for (n, rows, images, corners) in [
             (784usize, 37usize, 17usize, false),
             (70, 24, 6, true),
