@@ -252,6 +252,105 @@ fn mlp_backward_matches_finite_differences() {
     assert_eq!(&g2[b0.end..], &grads[b0.end..]);
 }
 
+/// The passes in two parts, cut after any layer (as the host's training
+/// step runs the first layer apart from the rest), are the whole passes bit
+/// for bit, with and without frozen layers; a range past the model is refused.
+#[test]
+fn forward_and_backward_in_parts_are_the_whole_passes() {
+    let widths = [7usize, 6, 5, 4, 3];
+    let (batch, layers) = (4, widths.len() - 1);
+    let mlp = Mlp::new(&widths).unwrap();
+    let mut params = vec![0.0; mlp.param_len()];
+    mlp.init(&mut params, 11).unwrap();
+    let mut gen = Gen(29);
+    for v in params.iter_mut() {
+        *v += 0.05 * gen.next_f32();
+    }
+    let x = gen.vec(batch * widths[0]);
+    let t = [2u32, 0, 1, 2];
+    let mut acts = vec![0.0; mlp.act_len(batch)];
+    mlp.forward(&Serial, &params, &x, &mut acts, batch).unwrap();
+    let mut d = vec![0.0; batch * 3];
+    cross_entropy(mlp.logits(&acts, batch), &t, batch, 3, Some(&mut d)).unwrap();
+    let frozen_sets = [
+        vec![false; layers],
+        vec![true, false, false, false],
+        vec![true, true, false, false],
+        vec![true, true, true, false],
+    ];
+    for cut in 0..=layers {
+        let mut parts = vec![f32::NAN; mlp.act_len(batch)];
+        mlp.forward_layers(&Serial, &params, &x, &mut parts, batch, 0..cut)
+            .unwrap();
+        mlp.forward_layers(&Serial, &params, &x, &mut parts, batch, cut..layers)
+            .unwrap();
+        assert_eq!(bits(&parts), bits(&acts), "forward cut after {cut} layers");
+        for frozen in &frozen_sets {
+            let mut whole = vec![f32::NAN; mlp.param_len()];
+            let mut scratch = vec![0.0; mlp.scratch_len(batch)];
+            mlp.backward(
+                &Serial,
+                &params,
+                &x,
+                &acts,
+                &d,
+                &mut whole,
+                &mut scratch,
+                batch,
+                frozen,
+            )
+            .unwrap();
+            let mut split = vec![f32::NAN; mlp.param_len()];
+            let mut scratch = vec![f32::NAN; mlp.scratch_len(batch)];
+            for range in [cut..layers, 0..cut] {
+                mlp.backward_layers(
+                    &Serial,
+                    &params,
+                    &x,
+                    &acts,
+                    &d,
+                    &mut split,
+                    &mut scratch,
+                    batch,
+                    frozen,
+                    range,
+                )
+                .unwrap();
+            }
+            assert_eq!(
+                bits(&split),
+                bits(&whole),
+                "backward cut at {cut}, frozen {frozen:?}"
+            );
+        }
+    }
+    let mut grads = vec![0.0; mlp.param_len()];
+    let mut scratch = vec![0.0; mlp.scratch_len(batch)];
+    assert_eq!(
+        mlp.forward_layers(&Serial, &params, &x, &mut acts, batch, 3..layers + 1),
+        Err(Error::BadDimension)
+    );
+    assert_eq!(
+        mlp.backward_layers(
+            &Serial,
+            &params,
+            &x,
+            &acts,
+            &d,
+            &mut grads,
+            &mut scratch,
+            batch,
+            &frozen_sets[0],
+            0..layers + 1
+        ),
+        Err(Error::BadDimension)
+    );
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
 #[test]
 fn sgd_momentum_weight_decay_matches_independent_computation() {
     let p0 = [0.5f32, -1.0, 2.0];
