@@ -225,18 +225,22 @@ fn three_vs_seven_task_trains_a_sigmoid_head() {
 fn training_is_reproducible_and_independent_of_threads() {
     let data = mnist_dir();
     let dir = temp_dir("repro");
-    let mut bytes = Vec::new();
-    for (i, threads) in ["1", "2", "2"].iter().enumerate() {
-        let ckpt = dir.join(format!("r{i}.ckpt"));
-        let (code, _, err) =
-            train_tiny(&data, &ckpt, "1000", &["--threads", threads, "--seed", "7"]);
-        assert_eq!(code, 0, "{err}");
-        bytes.push(std::fs::read(&ckpt).unwrap());
+    // 16 hidden units run the dense kernels; 128 the sparse ones, cut
+    // between the threads, with the next batch gathered ahead.
+    for hidden in ["16", "128"] {
+        let mut bytes = Vec::new();
+        for (i, threads) in ["1", "2", "2"].iter().enumerate() {
+            let ckpt = dir.join(format!("r{hidden}_{i}.ckpt"));
+            let args = ["--threads", threads, "--seed", "7"];
+            let (code, _, err) = train_hidden(&data, &ckpt, hidden, "1000", &args);
+            assert_eq!(code, 0, "{err}");
+            bytes.push(std::fs::read(&ckpt).unwrap());
+        }
+        assert!(
+            bytes[0] == bytes[1] && bytes[1] == bytes[2],
+            "same seed, 1 or 2 threads: same checkpoint bytes ({hidden} hidden)"
+        );
     }
-    assert!(
-        bytes[0] == bytes[1] && bytes[1] == bytes[2],
-        "same seed, 1 or 2 threads: same checkpoint bytes"
-    );
 }
 
 /// `--dense` turns the sparse-input products off: the same training then

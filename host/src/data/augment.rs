@@ -3,7 +3,7 @@
 
 use rand_core::Rng;
 
-use super::pixel;
+use super::pixels;
 
 /// Image side in pixels.
 const SIDE: usize = 28;
@@ -30,9 +30,7 @@ pub fn shifted(out: &mut [f32], img: &[u8], dx: i8, dy: i8) {
         // lo >= dx, so the source columns lo - dx .. hi - dx are in the frame.
         let src = &img[sy as usize * SIDE + (lo as isize - dx) as usize..];
         row[..lo].fill(0.0);
-        for (o, &v) in row[lo..hi].iter_mut().zip(src) {
-            *o = pixel(v);
-        }
+        pixels(&mut row[lo..hi], src);
         row[hi..].fill(0.0);
     }
 }
@@ -47,7 +45,7 @@ pub fn random_shifts(rng: &mut impl Rng, n: usize, max: usize) -> Vec<(i8, i8)> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::to_f32;
+    use crate::data::{pixel, pixels_plain, to_f32};
 
     /// The definition: a bounds test per pixel.
     fn shifted_slowly(img: &[u8], dx: i8, dy: i8) -> Vec<f32> {
@@ -74,6 +72,18 @@ mod tests {
                 assert_eq!(got, shifted_slowly(&img, dx, dy), "dx {dx} dy {dy}");
             }
         }
+    }
+
+    #[test]
+    fn pixels_match_pixel_on_every_path() {
+        let src: Vec<u8> = (0..=255u8).chain(0..=36).collect();
+        let want: Vec<f32> = src.iter().map(|&p| pixel(p)).collect();
+        let mut out = vec![f32::NAN; src.len()];
+        pixels(&mut out, &src);
+        assert_eq!(out, want);
+        let mut out = vec![f32::NAN; src.len()];
+        pixels_plain(&mut out, &src);
+        assert_eq!(out, want);
     }
 
     #[test]

@@ -177,5 +177,37 @@ pub fn pixel(p: u8) -> f32 {
 
 /// Pixels as the network sees them: p / 255.
 pub fn to_f32(images: &[u8]) -> Vec<f32> {
-    images.iter().map(|&p| pixel(p)).collect()
+    let mut out = vec![0.0; images.len()];
+    pixels(&mut out, images);
+    out
+}
+
+/// [`pixel`] of each of `src` into `out` (as many as the shorter holds),
+/// the same bits, 8 at a time where the CPU has AVX2: the host is built for
+/// the baseline x86-64, whose SSE2 loop converted 4 pixels per step and
+/// made the training step's gather compute-bound (12.7 us of a step per 64
+/// images already in cache).
+pub fn pixels(out: &mut [f32], src: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { pixels_avx2(out, src) };
+    }
+    pixels_plain(out, src);
+}
+
+pub(crate) fn pixels_plain(out: &mut [f32], src: &[u8]) {
+    for (o, &p) in out.iter_mut().zip(src) {
+        *o = pixel(p);
+    }
+}
+
+/// [`pixels_plain`] compiled for AVX2 (the compiler vectorizes the loop).
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pixels_avx2(out: &mut [f32], src: &[u8]) {
+    pixels_plain(out, src);
 }

@@ -115,6 +115,7 @@ pub fn run(
                 &train.labels,
                 &idx,
                 &[],
+                None,
                 lr as f32,
                 None,
             )

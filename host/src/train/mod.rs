@@ -16,12 +16,13 @@ use crate::aligned::Floats;
 use crate::data::augment::random_shifts;
 use crate::data::augment::shifted;
 use crate::data::sample::shuffled;
-use crate::data::{pixel, to_f32, Dataset, PIXELS};
+use crate::data::{pixels, to_f32, Dataset, PIXELS};
 use crate::par::{Pool, Tuner};
 use crate::task::Task;
 use ember::loss::{bce_with_logits, cross_entropy};
 use ember::optim::{ParamGroup, Rule};
 use ember::{Mlp, Optimizer};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Everything `train` and `fine-tune` are told.
 #[derive(Clone, Debug)]
@@ -61,6 +62,10 @@ pub struct Trainer {
     scratch: Floats,
     d_logits: Floats,
     x: Floats,
+    /// The next step's batch, gathered ahead (see [`Trainer::step`]), and
+    /// which batch it is.
+    x_next: Floats,
+    ahead: Option<Ahead>,
     targets: Vec<u32>,
     targets_f: Vec<f32>,
     /// The optimizer.
@@ -99,6 +104,8 @@ impl Trainer {
             scratch: Floats::default(),
             d_logits: Floats::default(),
             x: Floats::default(),
+            x_next: Floats::default(),
+            ahead: None,
             targets: Vec::new(),
             targets_f: Vec::new(),
             opt,
@@ -163,6 +170,12 @@ impl Trainer {
     /// One optimizer step on the examples `idx` of (`images`, `labels`) at base rate
     /// `lr`, each image moved by its entry of `shifts` (empty: unmoved);
     /// returns the batch loss.
+    ///
+    /// `next`, the batch (examples and shifts) of the following step when
+    /// the caller knows it, lets a pool of two or more threads gather it
+    /// while this step's narrow layers and loss keep the other thread busy
+    /// (that thread would otherwise wait); the next step finds it ready.
+    /// The results are the same bits with or without it.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -171,6 +184,7 @@ impl Trainer {
         labels: &[u8],
         idx: &[usize],
         shifts: &[(i8, i8)],
+        next: Option<BatchRef>,
         lr: f32,
         momentum: Option<f32>,
     ) -> Result<f32> {
@@ -182,27 +196,84 @@ impl Trainer {
             self.targets.push(labels[i] as u32);
             self.targets_f.push(labels[i] as f32);
         }
+        // The images the last step gathered ahead, if this is its batch.
+        let from = match self.ahead.take() {
+            Some(a) if a.is_batch(images, idx, shifts) => {
+                std::mem::swap(&mut self.x, &mut self.x_next);
+                a.done
+            }
+            _ => 0,
+        };
         self.x.resize(b * PIXELS, 0.0);
-        gather(pool, &mut self.x, images, idx, shifts);
+        gather(
+            pool,
+            &mut self.x[from * PIXELS..],
+            images,
+            &idx[from..],
+            shifts.get(from..).unwrap_or_default(),
+        );
         self.acts.resize(mlp.act_len(b), 0.0);
         self.scratch.resize(mlp.scratch_len(b), 0.0);
         self.d_logits.resize(b * mlp.out_dim(), 0.0);
-        mlp.forward(pool, &self.params, &self.x, &mut self.acts, b)
+        let (top, layers) = (1..mlp.layers(), mlp.layers());
+        mlp.forward_layers(pool, &self.params, &self.x, &mut self.acts, b, 0..1)
             .map_err(anyhow::Error::msg)?;
-        let logits = mlp.logits(&self.acts, b);
-        let loss = match self.task {
-            Task::Digits => cross_entropy(
-                logits,
-                &self.targets,
-                b,
-                mlp.out_dim(),
-                Some(&mut self.d_logits),
-            ),
-            Task::ThreeSeven => bce_with_logits(logits, &self.targets_f, Some(&mut self.d_logits)),
-        }
-        .map_err(anyhow::Error::msg)?;
         let frozen = self.frozen_layers();
-        mlp.backward(
+        // The narrow layers, the loss and their gradients on this thread;
+        // the next batch gathered on another, when there is one.
+        let mut middle = || -> Result<f32> {
+            mlp.forward_layers(pool, &self.params, &self.x, &mut self.acts, b, 1..layers)
+                .map_err(anyhow::Error::msg)?;
+            let logits = mlp.logits(&self.acts, b);
+            let loss = match self.task {
+                Task::Digits => cross_entropy(
+                    logits,
+                    &self.targets,
+                    b,
+                    mlp.out_dim(),
+                    Some(&mut self.d_logits),
+                ),
+                Task::ThreeSeven => {
+                    bce_with_logits(logits, &self.targets_f, Some(&mut self.d_logits))
+                }
+            }
+            .map_err(anyhow::Error::msg)?;
+            mlp.backward_layers(
+                pool,
+                &self.params,
+                &self.x,
+                &self.acts,
+                &self.d_logits,
+                &mut self.grads,
+                &mut self.scratch,
+                b,
+                &frozen,
+                top.clone(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            Ok(loss)
+        };
+        let mut loss = None;
+        match next.filter(|_| pool.threads() >= 2) {
+            Some((n_idx, n_shifts)) => {
+                let x_next = &mut self.x_next;
+                x_next.resize(n_idx.len() * PIXELS, 0.0);
+                let (stop, mut done) = (AtomicBool::new(false), 0);
+                ember::Parallel::join(
+                    pool,
+                    &mut || {
+                        loss = Some(middle());
+                        stop.store(true, Ordering::Relaxed);
+                    },
+                    &mut || done = fill(x_next, images, n_idx, n_shifts, Some(&stop)),
+                );
+                self.ahead = Some(Ahead::new(images, n_idx, n_shifts, done));
+            }
+            None => loss = Some(middle()),
+        }
+        let loss =
+            loss.unwrap_or_else(|| Err(anyhow::anyhow!("the step's loss was not computed")))?;
+        mlp.backward_layers(
             pool,
             &self.params,
             &self.x,
@@ -212,6 +283,7 @@ impl Trainer {
             &mut self.scratch,
             b,
             &frozen,
+            0..1,
         )
         .map_err(anyhow::Error::msg)?;
         for (g, m) in self.groups.iter_mut().zip(&self.group_mult) {
@@ -233,40 +305,91 @@ impl Trainer {
     }
 }
 
+/// A batch: its examples' indices and their shifts (empty: unmoved).
+pub type BatchRef<'a> = (&'a [usize], &'a [(i8, i8)]);
+
+/// Which batch a trainer gathered ahead: of which images (where they are
+/// and how many bytes), its examples and their shifts.
+struct Ahead {
+    images: (usize, usize),
+    idx: Vec<usize>,
+    shifts: Vec<(i8, i8)>,
+    /// Images gathered, from the first.
+    done: usize,
+}
+
+impl Ahead {
+    fn new(images: &[u8], idx: &[usize], shifts: &[(i8, i8)], done: usize) -> Self {
+        Ahead {
+            images: (images.as_ptr() as usize, images.len()),
+            idx: idx.to_vec(),
+            shifts: shifts.to_vec(),
+            done,
+        }
+    }
+
+    fn is_batch(&self, images: &[u8], idx: &[usize], shifts: &[(i8, i8)]) -> bool {
+        self.images == (images.as_ptr() as usize, images.len())
+            && self.idx == idx
+            && self.shifts == shifts
+    }
+}
+
 /// The batch `idx` of `images` as the network sees it, each image moved by
 /// its entry of `shifts` (none when empty), converted from u8 here (a
 /// quarter of the memory traffic of gathering converted rows), prefetched
 /// [`AHEAD`] images ahead, split over the pool's threads.
-fn gather(pool: &Pool, out: &mut [f32], images: &[u8], idx: &[usize], shifts: &[(i8, i8)]) {
-    let fill = |out: &mut [f32], idx: &[usize], shifts: &[(i8, i8)]| {
-        for &i in idx.iter().take(AHEAD) {
-            prefetch(images, i);
-        }
-        for (k, (o, &i)) in out.chunks_exact_mut(PIXELS).zip(idx).enumerate() {
-            if let Some(&next) = idx.get(k + AHEAD) {
-                prefetch(images, next);
-            }
-            let img = &images[i * PIXELS..(i + 1) * PIXELS];
-            match shifts.get(k) {
-                Some(&(dx, dy)) if (dx, dy) != (0, 0) => shifted(o, img, dx, dy),
-                _ => {
-                    for (o, &p) in o.iter_mut().zip(img) {
-                        *o = pixel(p);
-                    }
-                }
-            }
-        }
-    };
+fn gather(
+    par: &dyn ember::Parallel,
+    out: &mut [f32],
+    images: &[u8],
+    idx: &[usize],
+    shifts: &[(i8, i8)],
+) {
     let half = idx.len() / 2;
-    if pool.threads() < 2 || half == 0 {
-        return fill(out, idx, shifts);
+    if par.threads() < 2 || half == 0 {
+        fill(out, images, idx, shifts, None);
+        return;
     }
     let (o_lo, o_hi) = out.split_at_mut(half * PIXELS);
     let (i_lo, i_hi) = idx.split_at(half);
     let (s_lo, s_hi) = shifts.split_at(half.min(shifts.len()));
-    ember::Parallel::join(pool, &mut || fill(o_lo, i_lo, s_lo), &mut || {
-        fill(o_hi, i_hi, s_hi)
-    });
+    par.join(
+        &mut || {
+            fill(o_lo, images, i_lo, s_lo, None);
+        },
+        &mut || {
+            fill(o_hi, images, i_hi, s_hi, None);
+        },
+    );
+}
+
+/// [`gather`] on one thread, image by image in order, until `stop` (when
+/// given) is set: returns how many images it converted.
+fn fill(
+    out: &mut [f32],
+    images: &[u8],
+    idx: &[usize],
+    shifts: &[(i8, i8)],
+    stop: Option<&AtomicBool>,
+) -> usize {
+    for &i in idx.iter().take(AHEAD) {
+        prefetch(images, i);
+    }
+    for (k, (o, &i)) in out.chunks_exact_mut(PIXELS).zip(idx).enumerate() {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return k;
+        }
+        if let Some(&next) = idx.get(k + AHEAD) {
+            prefetch(images, next);
+        }
+        let img = &images[i * PIXELS..(i + 1) * PIXELS];
+        match shifts.get(k) {
+            Some(&(dx, dy)) if (dx, dy) != (0, 0) => shifted(o, img, dx, dy),
+            _ => pixels(o, img),
+        }
+    }
+    idx.len().min(out.len() / PIXELS)
 }
 
 /// Asks the CPU to start loading image `i` into cache, so that the gather
@@ -462,14 +585,25 @@ pub fn fit(
         let mut aug_rng = ember::init::rng(cfg.seed ^ 0x00a0_6e47 ^ ((epoch as u64) << 32));
         let mut loss_sum = 0.0f64;
         let mut lr_now = cfg.lr;
-        for idx in order.chunks(cfg.batch) {
-            let (mult, mom) = cfg.schedule.at(step, total);
-            lr_now = cfg.lr * mult;
-            let shifts = if cfg.augment > 0 {
+        // Each batch's shifts are drawn one batch ahead (in the same order,
+        // so the same numbers), for the step that gathers the next batch.
+        let batches: Vec<&[usize]> = order.chunks(cfg.batch).collect();
+        let mut draw = |idx: &[usize]| {
+            if cfg.augment > 0 {
                 random_shifts(&mut aug_rng, idx.len(), cfg.augment)
             } else {
                 Vec::new()
-            };
+            }
+        };
+        let mut shifts_next = batches.first().map(|b| draw(b)).unwrap_or_default();
+        for (bi, &idx) in batches.iter().enumerate() {
+            let (mult, mom) = cfg.schedule.at(step, total);
+            lr_now = cfg.lr * mult;
+            let shifts = std::mem::take(&mut shifts_next);
+            let next = batches.get(bi + 1).copied();
+            if let Some(n) = next {
+                shifts_next = draw(n);
+            }
             pool.set_serial(tuner.serial());
             let t_step = Instant::now();
             let l = pool.install(|| {
@@ -479,6 +613,7 @@ pub fn fit(
                     &train.labels,
                     idx,
                     &shifts,
+                    next.map(|n| (n, &shifts_next[..])),
                     lr_now,
                     mom,
                 )
@@ -532,6 +667,92 @@ pub fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A trainer on 784-64-10 (wide enough for the sparse products and
+    /// their two-thread cut) and 24 synthetic images, three in four pixels 0.
+    fn synthetic() -> (Trainer, Vec<u8>, Vec<u8>) {
+        let mlp = Mlp::new(&[PIXELS, 64, 10]).unwrap();
+        let mut params = vec![0.0; mlp.param_len()];
+        mlp.init(&mut params, 3).unwrap();
+        let rule = Rule::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.0,
+        };
+        let tr = Trainer::new(mlp, Task::Digits, params, rule).unwrap();
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let images = (0..24 * PIXELS)
+            .map(|_| match next() % 4 {
+                0 => (next() % 255) as u8 + 1,
+                _ => 0,
+            })
+            .collect();
+        let labels = (0..24).map(|i| (i % 10) as u8).collect();
+        (tr, images, labels)
+    }
+
+    /// Gathering the next batch ahead, wholly, in part (the rest gathered
+    /// by the step itself), or for a batch that then does not come (other
+    /// shifts), trains the same bits as gathering each batch in its step.
+    #[test]
+    fn batches_gathered_ahead_train_the_same_bits() {
+        let batches: [&[usize]; 4] = [
+            &[3, 1, 4, 15, 9, 2],
+            &[6, 5, 3, 5],
+            &[8, 9, 7, 23, 0],
+            &[2, 7],
+        ];
+        let shifts: [Vec<(i8, i8)>; 4] = [
+            vec![],
+            vec![(1, 0), (0, -1), (2, 2), (0, 0)],
+            vec![(-1, 1); 5],
+            vec![],
+        ];
+        let (mut plain, images, labels) = synthetic();
+        let one = Pool::new(1).unwrap();
+        let mut losses = Vec::new();
+        for (b, s) in batches.iter().zip(&shifts) {
+            losses.push(
+                plain
+                    .step(&one, &images, &labels, b, s, None, 0.05, None)
+                    .unwrap(),
+            );
+        }
+        let (mut ahead, ..) = synthetic();
+        let two = Pool::new(2).unwrap();
+        let other_shifts = [(0, 1); 5];
+        let nexts = [
+            Some((batches[1], &shifts[1][..])),
+            Some((batches[2], &other_shifts[..])),
+            Some((batches[3], &shifts[3][..])),
+            None,
+        ];
+        for (i, ((b, s), next)) in batches.iter().zip(&shifts).zip(nexts).enumerate() {
+            if i > 0 && i < 3 {
+                // How far the gather ahead got depends on timing: make it
+                // 3 images (the step gathers the rest), then all of a batch
+                // drawn with other shifts (the step must not use it).
+                let a = ahead.ahead.as_mut().unwrap();
+                fill(&mut ahead.x_next, &images, &a.idx, &a.shifts, None);
+                a.done = if i == 1 { 3 } else { a.idx.len() };
+                ahead.x_next[a.done * PIXELS..].fill(f32::NAN);
+            }
+            let loss = ahead
+                .step(&two, &images, &labels, b, s, next, 0.05, None)
+                .unwrap();
+            assert_eq!(loss.to_bits(), losses[i].to_bits(), "step {i}");
+        }
+        assert!(plain
+            .params
+            .iter()
+            .zip(ahead.params.iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
 
     #[test]
     fn groups_partition_the_layers() {
