@@ -366,9 +366,9 @@ macro_rules! sparse_body {
 
         /// `Y (+)= X·W` over rows `0..m` with zeros of X skipped: X m x k, W
         /// k x n, Y m x n, all tightly packed; only the columns `p` of X (rows
-        /// of W) are summed, `p.start` a multiple of FPB.
+        /// of W) are summed.
         ///
-        /// Blocks of FPB columns of X (FPB rows of W, which the block's rows
+        /// Blocks of FPB columns of X from p.start (FPB rows of W, which the block's rows
         /// of X share while they stay in cache):
         /// for each row, its nonzeros in the block are one FMA chain per
         /// element of Y, added to Y block by block in increasing p (the
@@ -390,7 +390,7 @@ macro_rules! sparse_body {
             accumulate: bool,
         ) {
             debug_assert!(x.len() >= m * k && w.len() >= k * n && y.len() >= m * n);
-            debug_assert!(p.start.is_multiple_of(FPB) && p.end <= k);
+            debug_assert!(p.start <= p.end && p.end <= k);
             let mut idx = [0u32; FPB + 8];
             let mut vals = [0.0f32; FPB + 8];
             let mut c0 = p.start;
