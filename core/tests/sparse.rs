@@ -230,6 +230,29 @@ fn density_counts_nonzeros() {
     assert!((density(&half) - 0.5).abs() < 0.01);
     assert_eq!(density(&vec![0.0; 999]), 0.0);
     assert_eq!(density(&vec![3.0; 999]), 1.0);
+    // Past 1024 elements it samples: a batch of 64 "images" with ink in a
+    // block of their middle rows (period 784: the sample must not alias),
+    // and scattered nonzeros at several densities.
+    let block = |p: usize| (8..20).contains(&(p % 784 / 28)) && (10..18).contains(&(p % 28));
+    let x: Vec<f32> = (0..64 * 784)
+        .map(|p| f32::from(u8::from(block(p))))
+        .collect();
+    let truth = 96.0 / 784.0;
+    assert!(
+        (density(&x) - truth).abs() < 0.03,
+        "{} vs {truth}",
+        density(&x)
+    );
+    let mut gen = Gen(0x5a5a_0007);
+    for zeros in [0.2, 0.5, 0.81, 0.95] {
+        let x = sparse_vec(&mut gen, 64 * 784 + 5, zeros);
+        let truth = x.iter().filter(|v| **v != 0.0).count() as f32 / x.len() as f32;
+        assert!(
+            (density(&x) - truth).abs() < 0.05,
+            "{} vs {truth}",
+            density(&x)
+        );
+    }
 }
 
 #[test]

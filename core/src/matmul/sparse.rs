@@ -62,23 +62,42 @@ pub const SPARSE_DENSITY: f32 = 0.35;
 /// 64x128x10).
 pub const SPARSE_MIN_WIDTH: usize = 64;
 
-/// The fraction of nonzero elements of `x`, estimated from about 512 of
-/// them spread evenly over it (every one when x is shorter; 0 for an empty
-/// slice): within ±0.02 or so of MNIST's 0.19, plenty for a switch at 0.35,
-/// and a sample 4× larger cost ~2 µs per layer call, on one thread, twice
-/// per training step. NaN counts as nonzero.
+/// The fraction of nonzero elements of `x`, estimated from [`SAMPLE_RUNS`]
+/// runs of 16 consecutive elements (a cache line's worth) at quasi-random
+/// places (a golden-ratio sequence over the runs; every element when x has
+/// no more than that many; 0 for an empty slice). NaN counts as nonzero.
+///
+/// On MNIST batches of 64 (2,000 random batches) the estimate is within
+/// ±0.017 of the true density (0.19) in the mean square and 0.059 at worst,
+/// plenty for a switch at [`SPARSE_DENSITY`]; 128 runs: ±0.012 and 0.041.
+/// It reads 64 cache lines. The 512 single elements a stride apart sampled
+/// before (±0.013, 0.048 at worst) read ~512, and at two threads, where the
+/// batch's pixels were gathered on the other core, each crossed between the
+/// cores: 3.2-3.6 us of a ~110 us training step, 1.2-1.4 now (0.9 and 0.5
+/// us at one thread; twice per step, the gradient's call cheaper still).
 pub fn density(x: &[f32]) -> f32 {
-    if x.is_empty() {
-        return 0.0;
+    let runs = x.len() / RUN;
+    if runs <= SAMPLE_RUNS {
+        return count_nonzero(x) as f32 / x.len().max(1) as f32;
     }
-    // An odd stride, so the sample does not follow rows of even width.
-    let step = (x.len() / 512) | 1;
-    let (mut seen, mut nz) = (0usize, 0usize);
-    for v in x.iter().step_by(step) {
-        seen += 1;
-        nz += usize::from(*v != 0.0);
+    let mut nz = 0;
+    for i in 1..=SAMPLE_RUNS as u64 {
+        // frac(i·φ) in 32 bits, scaled to a run index below `runs`.
+        let frac = u128::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32);
+        let r = ((frac * runs as u128) >> 32) as usize;
+        nz += count_nonzero(&x[r * RUN..(r + 1) * RUN]);
     }
-    nz as f32 / seen as f32
+    nz as f32 / (SAMPLE_RUNS * RUN) as f32
+}
+
+/// Runs of 16 elements [`density`] samples.
+pub const SAMPLE_RUNS: usize = 64;
+
+/// Elements per run of [`density`]'s sample (one cache line of floats).
+const RUN: usize = 16;
+
+fn count_nonzero(x: &[f32]) -> usize {
+    x.iter().filter(|v| **v != 0.0).count()
 }
 
 /// `len` holds at least a·b floats.
