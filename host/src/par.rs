@@ -14,6 +14,11 @@
 //! other one back (a compare-and-swap decides who runs it) and runs it
 //! itself, so two threads on one free core cost what one thread does.
 //!
+//! Background work: [`Pool::with_background`] offers the first helper a task
+//! it calls piece by piece whenever no fork has work for it (the training
+//! step gathers the next batch so), and withdraws it when the caller's own
+//! work ends; a fork waits at most for the piece in progress.
+//!
 //! Every split is over independent output rows (see `ember::par`), so the
 //! results do not depend on the thread count.
 
@@ -47,6 +52,33 @@ struct Job(*mut (dyn FnMut() + Send + 'static));
 // while the joining thread waits.
 unsafe impl Send for Job {}
 
+/// Background work offered to a helper (see [`Pool::with_background`]): a
+/// closure called chunk by chunk while the helper has no job, its lifetime
+/// erased.
+struct Task(*mut (dyn FnMut() -> bool + Send + 'static));
+
+// SAFETY: as for `Job`: the closure is `Send`, and only the helper calls
+// it, between the offer and the withdrawal, which waits for the call.
+unsafe impl Send for Task {}
+
+/// A helper's background slot, on a cache line of its own: the helper
+/// writes `busy` around every chunk, which must not disturb the line a
+/// fork hands over.
+#[repr(C, align(64))]
+struct Background {
+    /// Offered by the pool's owner (true) or withdrawn.
+    on: AtomicBool,
+    /// Set by the helper around each call of the task.
+    busy: AtomicBool,
+    /// Cleared by the helper when the task says it is done (or panicked).
+    more: AtomicBool,
+    panicked: AtomicBool,
+    /// Written by the owner before `on` is set and after it is withdrawn
+    /// with no call in progress; read by the helper only between seeing
+    /// `on` (after setting `busy`) and clearing `busy`.
+    task: UnsafeCell<Option<Task>>,
+}
+
 /// The state, the job and the panic flag share one cache line (C layout,
 /// aligned) that nothing else uses: a hand-over moves that line between the
 /// cores and nothing more (with the job behind a mutex of its own, a fork
@@ -67,10 +99,12 @@ struct Helper {
     /// Tests only: a helper that takes no job, like one descheduled.
     #[cfg(test)]
     hold: AtomicBool,
+    background: Background,
 }
 
-// SAFETY: the only field that is not Sync is `job`, whose accesses the
-// state's exchanges order (see its comment).
+// SAFETY: the fields that are not Sync are `job`, whose accesses the
+// state's exchanges order (see its comment), and the background's task,
+// ordered by `on` and `busy` (see `Pool::with_background`).
 unsafe impl Sync for Helper {}
 
 /// `--threads N` (0: every core), capped at the cores this process may use:
@@ -123,6 +157,13 @@ impl Pool {
                 thread: Mutex::new(None),
                 #[cfg(test)]
                 hold: AtomicBool::new(false),
+                background: Background {
+                    on: AtomicBool::new(false),
+                    busy: AtomicBool::new(false),
+                    more: AtomicBool::new(false),
+                    panicked: AtomicBool::new(false),
+                    task: UnsafeCell::new(None),
+                },
             });
             let (hh, stop) = (h.clone(), shutdown.clone());
             let handle = std::thread::Builder::new()
@@ -185,6 +226,69 @@ impl Pool {
     pub fn install<R>(&self, f: impl FnOnce() -> R) -> R {
         f()
     }
+
+    /// Runs `f` on this thread while the first helper, whenever it has no
+    /// job from a fork, calls `task` again and again until it returns false
+    /// (no more to do) or `f` returns: background work that fills the
+    /// helper's idle moments (the serial stretches of a training step)
+    /// without delaying a fork by more than one call of `task`. Returns
+    /// when `f` has and no call of `task` is in progress; how much of the
+    /// work got done is for `task` to record. Serial pools (one thread, or
+    /// [`Pool::set_serial`]) never call `task`.
+    ///
+    /// # Panics
+    /// If `task` panicked on the helper (after `f` has returned).
+    pub fn with_background<R>(
+        &self,
+        task: &mut (dyn FnMut() -> bool + Send),
+        f: impl FnOnce() -> R,
+    ) -> R {
+        let Some(h) = self.helpers.first() else {
+            return f();
+        };
+        if self.serial.load(Ordering::Relaxed) {
+            return f();
+        }
+        let b = &h.background;
+        let ptr: *mut (dyn FnMut() -> bool + Send + '_) = task;
+        // SAFETY: only the lifetime is erased; the guard below withdraws
+        // the task and waits out any call before this function returns or
+        // unwinds, so the helper never calls it after `task`'s borrow ends.
+        let ptr: *mut (dyn FnMut() -> bool + Send + 'static) = unsafe { std::mem::transmute(ptr) };
+        // SAFETY: `on` is false and no call is in progress (the last
+        // withdrawal waited for it): the helper does not read the cell.
+        unsafe { *b.task.get() = Some(Task(ptr)) };
+        b.more.store(true, Ordering::Relaxed);
+        // SeqCst, against the helper's `sleeping` then `on` (see helper_loop).
+        b.on.store(true, Ordering::SeqCst);
+        if h.sleeping.load(Ordering::SeqCst) {
+            if let Some(t) = h.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                t.unpark();
+            }
+        }
+        struct Withdraw<'a>(&'a Background);
+        impl Drop for Withdraw<'_> {
+            fn drop(&mut self) {
+                // The helper sets `busy` before it looks at `on` (both
+                // SeqCst): either it sees `on` false and does not call, or
+                // this sees `busy` and waits for the call to end.
+                self.0.on.store(false, Ordering::SeqCst);
+                while self.0.busy.load(Ordering::SeqCst) {
+                    std::hint::spin_loop();
+                }
+                // SAFETY: withdrawn, no call in progress: the cell is ours.
+                unsafe { *self.0.task.get() = None };
+            }
+        }
+        let r = {
+            let _withdraw = Withdraw(b);
+            f()
+        };
+        if b.panicked.swap(false, Ordering::Relaxed) {
+            panic!("a worker thread panicked in background work");
+        }
+        r
+    }
 }
 
 fn helper_loop(h: &Helper, stop: &AtomicBool) {
@@ -223,6 +327,9 @@ fn helper_loop(h: &Helper, stop: &AtomicBool) {
             h.state.store(DONE, Ordering::Release);
             idle = 0;
             idle_since = Instant::now();
+        } else if !held && background_chunk(&h.background) {
+            idle = 0;
+            idle_since = Instant::now();
         } else if !idle.is_multiple_of(1024) || idle_since.elapsed() < SPIN {
             // The clock is read once per 1024 polls: it is not free.
             idle = idle.wrapping_add(1);
@@ -234,12 +341,42 @@ fn helper_loop(h: &Helper, stop: &AtomicBool) {
             // Woken by that fork's unpark (or the pool's drop); the timeout
             // only bounds what a missed wake-up could cost.
             h.sleeping.store(true, Ordering::SeqCst);
-            if h.state.load(Ordering::SeqCst) != READY && !stop.load(Ordering::SeqCst) {
+            let offered = h.background.on.load(Ordering::SeqCst);
+            if h.state.load(Ordering::SeqCst) != READY && !offered && !stop.load(Ordering::SeqCst) {
                 std::thread::park_timeout(Duration::from_millis(50));
             }
             h.sleeping.store(false, Ordering::Relaxed);
         }
     }
+}
+
+/// One call of the background task, if one is offered with more to do:
+/// returns whether it called.
+fn background_chunk(b: &Background) -> bool {
+    if !b.on.load(Ordering::Relaxed) || !b.more.load(Ordering::Relaxed) {
+        return false;
+    }
+    b.busy.store(true, Ordering::SeqCst);
+    let called = b.on.load(Ordering::SeqCst);
+    if called {
+        // SAFETY: `on` was seen after `busy` was set (both SeqCst), so the
+        // owner has not withdrawn the task and will not before `busy` is
+        // cleared below; the cell was written before `on` was set.
+        if let Some(Task(f)) = unsafe { &*b.task.get() } {
+            let f = *f;
+            // SAFETY: the pointer came from a live `&mut` that the owner
+            // does not use until it has withdrawn the task (see above).
+            match catch_unwind(AssertUnwindSafe(|| unsafe { (*f)() })) {
+                Ok(more) => b.more.store(more, Ordering::Relaxed),
+                Err(_) => {
+                    b.panicked.store(true, Ordering::Relaxed);
+                    b.more.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    b.busy.store(false, Ordering::SeqCst);
+    called
 }
 
 impl Pool {
@@ -718,6 +855,79 @@ mod tests {
             elsewhere |= b_on != Some(main);
         }
         assert!(elsewhere, "the helper never ran a job");
+    }
+
+    /// Background work runs on the helper while the caller works, stops
+    /// when it says so or when the caller's work ends, and never delays a
+    /// fork for long; serial pools never run it.
+    #[test]
+    fn background_work_fills_the_helper_s_idle_time_and_stops_in_time() {
+        use std::sync::atomic::AtomicUsize;
+        let pool = Pool::new(2).unwrap();
+        let main = std::thread::current().id();
+        // Stops by itself at 50 calls, each recording where it ran.
+        let (calls, elsewhere) = (AtomicUsize::new(0), AtomicBool::new(false));
+        let mut task = || {
+            elsewhere.fetch_or(std::thread::current().id() != main, Ordering::Relaxed);
+            calls.fetch_add(1, Ordering::Relaxed) + 1 < 50
+        };
+        let t0 = Instant::now();
+        let r = pool.with_background(&mut task, || {
+            while calls.load(Ordering::Relaxed) < 50 && t0.elapsed() < Duration::from_secs(10) {
+                std::hint::spin_loop();
+            }
+            7
+        });
+        assert_eq!(r, 7);
+        assert_eq!(calls.load(Ordering::Relaxed), 50, "ran to its end");
+        assert!(elsewhere.load(Ordering::Relaxed), "on the helper");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            50,
+            "not called after it said done"
+        );
+
+        // Endless work: withdrawn when the caller's work returns, and forks
+        // meanwhile still complete.
+        let n = AtomicUsize::new(0);
+        let mut endless = || {
+            n.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_micros(20));
+            true
+        };
+        let (mut x, mut y) = (0, 0);
+        pool.with_background(&mut endless, || {
+            while n.load(Ordering::Relaxed) < 3 && t0.elapsed() < Duration::from_secs(10) {
+                std::hint::spin_loop();
+            }
+            for _ in 0..100 {
+                pool.join(&mut || x += 1, &mut || y += 1);
+            }
+        });
+        assert_eq!((x, y), (100, 100));
+        let after = n.load(Ordering::Relaxed);
+        assert!(after >= 3);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(n.load(Ordering::Relaxed), after, "withdrawn on return");
+
+        // A panic in the task is reported once the caller's work is done.
+        let mut bad = || -> bool { panic!("background") };
+        let done = AtomicBool::new(false);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.with_background(&mut bad, || {
+                std::thread::sleep(Duration::from_millis(20));
+                done.store(true, Ordering::Relaxed);
+            })
+        }));
+        assert!(r.is_err() && done.load(Ordering::Relaxed));
+
+        // Serial pools run the caller's work alone.
+        let mut never = || -> bool { panic!("a serial pool ran background work") };
+        assert_eq!(Pool::new(1).unwrap().with_background(&mut never, || 3), 3);
+        pool.set_serial(true);
+        assert_eq!(pool.with_background(&mut never, || 4), 4);
+        pool.set_serial(false);
     }
 
     #[test]

@@ -22,7 +22,6 @@ use crate::task::Task;
 use ember::loss::{bce_with_logits, cross_entropy};
 use ember::optim::{ParamGroup, Rule};
 use ember::{Mlp, Optimizer};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Everything `train` and `fine-tune` are told.
 #[derive(Clone, Debug)]
@@ -172,10 +171,11 @@ impl Trainer {
     /// returns the batch loss.
     ///
     /// `next`, the batch (examples and shifts) of the following step when
-    /// the caller knows it, lets a pool of two or more threads gather it
-    /// while this step's narrow layers and loss keep the other thread busy
-    /// (that thread would otherwise wait); the next step finds it ready.
-    /// The results are the same bits with or without it.
+    /// the caller knows it, lets a pool of two or more threads gather it in
+    /// the background ([`Pool::with_background`]) whenever this step leaves
+    /// the helper idle (the narrow layers, the loss, the waits for the other
+    /// half of a product); the next step gathers what is left. The results
+    /// are the same bits with or without it.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -215,65 +215,51 @@ impl Trainer {
         self.acts.resize(mlp.act_len(b), 0.0);
         self.scratch.resize(mlp.scratch_len(b), 0.0);
         self.d_logits.resize(b * mlp.out_dim(), 0.0);
-        let (top, layers) = (1..mlp.layers(), mlp.layers());
-        mlp.forward_layers(pool, &self.params, &self.x, &mut self.acts, b, 0..1)
-            .map_err(anyhow::Error::msg)?;
-        let frozen = self.frozen_layers();
-        // The narrow layers, the loss and their gradients on this thread;
-        // the next batch gathered on another, when there is one.
-        let mut middle = || -> Result<f32> {
-            mlp.forward_layers(pool, &self.params, &self.x, &mut self.acts, b, 1..layers)
-                .map_err(anyhow::Error::msg)?;
-            let logits = mlp.logits(&self.acts, b);
-            let loss = match self.task {
-                Task::Digits => cross_entropy(
-                    logits,
-                    &self.targets,
-                    b,
-                    mlp.out_dim(),
-                    Some(&mut self.d_logits),
-                ),
-                Task::ThreeSeven => {
-                    bce_with_logits(logits, &self.targets_f, Some(&mut self.d_logits))
-                }
-            }
-            .map_err(anyhow::Error::msg)?;
-            mlp.backward_layers(
-                pool,
-                &self.params,
-                &self.x,
-                &self.acts,
-                &self.d_logits,
-                &mut self.grads,
-                &mut self.scratch,
-                b,
-                &frozen,
-                top.clone(),
-            )
-            .map_err(anyhow::Error::msg)?;
-            Ok(loss)
-        };
-        let mut loss = None;
-        match next.filter(|_| pool.threads() >= 2) {
+        // The rest of the step here; meanwhile the helper of a pool of two
+        // or more threads gathers the next batch, image by image, whenever
+        // the step leaves it idle (the narrow layers, the loss).
+        let mut x_next = std::mem::take(&mut self.x_next);
+        let loss = match next.filter(|_| pool.threads() >= 2) {
             Some((n_idx, n_shifts)) => {
-                let x_next = &mut self.x_next;
                 x_next.resize(n_idx.len() * PIXELS, 0.0);
-                let (stop, mut done) = (AtomicBool::new(false), 0);
-                ember::Parallel::join(
-                    pool,
-                    &mut || {
-                        loss = Some(middle());
-                        stop.store(true, Ordering::Relaxed);
-                    },
-                    &mut || done = fill(x_next, images, n_idx, n_shifts, Some(&stop)),
-                );
+                let mut done = 0;
+                let mut task = || {
+                    if let Some(o) = x_next.get_mut(done * PIXELS..(done + 1) * PIXELS) {
+                        fill_one(o, images, n_idx, n_shifts, done);
+                        done += 1;
+                    }
+                    done < n_idx.len()
+                };
+                let loss = pool.with_background(&mut task, || self.compute(pool, b, lr, momentum));
                 self.ahead = Some(Ahead::new(images, n_idx, n_shifts, done));
+                loss
             }
-            None => loss = Some(middle()),
+            None => self.compute(pool, b, lr, momentum),
+        };
+        self.x_next = x_next;
+        loss
+    }
+
+    /// The step's arithmetic on the gathered batch of `b` examples: forward,
+    /// loss, backward, update; returns the loss.
+    fn compute(&mut self, pool: &Pool, b: usize, lr: f32, momentum: Option<f32>) -> Result<f32> {
+        let mlp = &self.mlp;
+        let frozen = self.frozen_layers();
+        mlp.forward(pool, &self.params, &self.x, &mut self.acts, b)
+            .map_err(anyhow::Error::msg)?;
+        let logits = mlp.logits(&self.acts, b);
+        let loss = match self.task {
+            Task::Digits => cross_entropy(
+                logits,
+                &self.targets,
+                b,
+                mlp.out_dim(),
+                Some(&mut self.d_logits),
+            ),
+            Task::ThreeSeven => bce_with_logits(logits, &self.targets_f, Some(&mut self.d_logits)),
         }
-        let loss =
-            loss.unwrap_or_else(|| Err(anyhow::anyhow!("the step's loss was not computed")))?;
-        mlp.backward_layers(
+        .map_err(anyhow::Error::msg)?;
+        mlp.backward(
             pool,
             &self.params,
             &self.x,
@@ -283,7 +269,6 @@ impl Trainer {
             &mut self.scratch,
             b,
             &frozen,
-            0..1,
         )
         .map_err(anyhow::Error::msg)?;
         for (g, m) in self.groups.iter_mut().zip(&self.group_mult) {
@@ -348,48 +333,45 @@ fn gather(
 ) {
     let half = idx.len() / 2;
     if par.threads() < 2 || half == 0 {
-        fill(out, images, idx, shifts, None);
-        return;
+        return fill(out, images, idx, shifts);
     }
     let (o_lo, o_hi) = out.split_at_mut(half * PIXELS);
     let (i_lo, i_hi) = idx.split_at(half);
     let (s_lo, s_hi) = shifts.split_at(half.min(shifts.len()));
     par.join(
         &mut || {
-            fill(o_lo, images, i_lo, s_lo, None);
+            fill(o_lo, images, i_lo, s_lo);
         },
         &mut || {
-            fill(o_hi, images, i_hi, s_hi, None);
+            fill(o_hi, images, i_hi, s_hi);
         },
     );
 }
 
-/// [`gather`] on one thread, image by image in order, until `stop` (when
-/// given) is set: returns how many images it converted.
-fn fill(
-    out: &mut [f32],
-    images: &[u8],
-    idx: &[usize],
-    shifts: &[(i8, i8)],
-    stop: Option<&AtomicBool>,
-) -> usize {
-    for &i in idx.iter().take(AHEAD) {
-        prefetch(images, i);
+/// [`gather`] on one thread.
+fn fill(out: &mut [f32], images: &[u8], idx: &[usize], shifts: &[(i8, i8)]) {
+    for (k, o) in out.chunks_exact_mut(PIXELS).take(idx.len()).enumerate() {
+        fill_one(o, images, idx, shifts, k);
     }
-    for (k, (o, &i)) in out.chunks_exact_mut(PIXELS).zip(idx).enumerate() {
-        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-            return k;
-        }
-        if let Some(&next) = idx.get(k + AHEAD) {
-            prefetch(images, next);
-        }
-        let img = &images[i * PIXELS..(i + 1) * PIXELS];
-        match shifts.get(k) {
-            Some(&(dx, dy)) if (dx, dy) != (0, 0) => shifted(o, img, dx, dy),
-            _ => pixels(o, img),
+}
+
+/// Image `k` of the batch `idx` into `out` (its pixels), prefetching
+/// [`AHEAD`] images ahead (the first call of a batch, its first ones).
+fn fill_one(out: &mut [f32], images: &[u8], idx: &[usize], shifts: &[(i8, i8)], k: usize) {
+    if k == 0 {
+        for &i in idx.iter().take(AHEAD) {
+            prefetch(images, i);
         }
     }
-    idx.len().min(out.len() / PIXELS)
+    if let Some(&next) = idx.get(k + AHEAD) {
+        prefetch(images, next);
+    }
+    let i = idx[k];
+    let img = &images[i * PIXELS..(i + 1) * PIXELS];
+    match shifts.get(k) {
+        Some(&(dx, dy)) if (dx, dy) != (0, 0) => shifted(out, img, dx, dy),
+        _ => pixels(out, img),
+    }
 }
 
 /// Asks the CPU to start loading image `i` into cache, so that the gather
@@ -738,7 +720,7 @@ mod tests {
                 // 3 images (the step gathers the rest), then all of a batch
                 // drawn with other shifts (the step must not use it).
                 let a = ahead.ahead.as_mut().unwrap();
-                fill(&mut ahead.x_next, &images, &a.idx, &a.shifts, None);
+                fill(&mut ahead.x_next, &images, &a.idx, &a.shifts);
                 a.done = if i == 1 { 3 } else { a.idx.len() };
                 ahead.x_next[a.done * PIXELS..].fill(f32::NAN);
             }
