@@ -141,35 +141,11 @@ impl Mlp {
         acts: &mut [f32],
         batch: usize,
     ) -> Result<(), Error> {
-        self.forward_layers(par, params, x, acts, batch, 0..self.layers())
-    }
-
-    /// The part of [`Mlp::forward`] that computes `layers`, each layer's
-    /// input being `x` (layer 0) or the output an earlier call left in
-    /// `acts`: `forward_layers(0..1)` then `forward_layers(1..layers())`
-    /// is `forward`, bit for bit. A caller can so run the wide first layer
-    /// on every thread and the narrow rest beside other work.
-    ///
-    /// # Errors
-    /// As [`Mlp::forward`]; [`Error::BadDimension`] for layers beyond the
-    /// model's.
-    pub fn forward_layers(
-        &self,
-        par: &dyn Parallel,
-        params: &[f32],
-        x: &[f32],
-        acts: &mut [f32],
-        batch: usize,
-        layers: Range<usize>,
-    ) -> Result<(), Error> {
         // x: (batch, in) -> acts: [(batch, w1), (batch, w2), ..., (batch, out)]
         check(params.len(), self.param_len())?;
         check(x.len(), batch * self.in_dim())?;
         check(acts.len(), self.act_len(batch))?;
-        if layers.end > self.layers() {
-            return Err(Error::BadDimension);
-        }
-        for l in layers {
+        for l in 0..self.layers() {
             let (w, b) = self.layer_params(l);
             let r = self.act_range(l, batch);
             let (before, rest) = acts.split_at_mut(r.start);
@@ -210,36 +186,6 @@ impl Mlp {
         batch: usize,
         frozen: &[bool],
     ) -> Result<(), Error> {
-        let all = 0..self.layers();
-        self.backward_layers(
-            par, params, x, acts, d_logits, grads, scratch, batch, frozen, all,
-        )
-    }
-
-    /// The part of [`Mlp::backward`] that handles `layers`, from the top
-    /// down: a call whose layers end below the last takes ∂loss/∂output of
-    /// its top layer from `scratch`, where the call for the layers above
-    /// (same `scratch`) left it, and ignores `d_logits`.
-    /// `backward_layers(1..layers())` then `backward_layers(0..1)` is
-    /// `backward`, bit for bit.
-    ///
-    /// # Errors
-    /// As [`Mlp::backward`]; [`Error::BadDimension`] for layers beyond the
-    /// model's.
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward_layers(
-        &self,
-        par: &dyn Parallel,
-        params: &[f32],
-        x: &[f32],
-        acts: &[f32],
-        d_logits: &[f32],
-        grads: &mut [f32],
-        scratch: &mut [f32],
-        batch: usize,
-        frozen: &[bool],
-        layers: Range<usize>,
-    ) -> Result<(), Error> {
         check(params.len(), self.param_len())?;
         check(grads.len(), self.param_len())?;
         check(x.len(), batch * self.in_dim())?;
@@ -252,27 +198,13 @@ impl Mlp {
                 got: scratch.len(),
             });
         }
-        let top = self.layers();
-        if layers.end > top {
-            return Err(Error::BadDimension);
-        }
         let Some(lowest) = frozen.iter().position(|f| !f) else {
             return Ok(());
         };
-        // ∂loss/∂output of layer l is in half (top - 1 - l) mod 2 of scratch:
-        // the logits' in the first, each layer's input gradient in the
-        // half its output's is not.
         let half = scratch.len() / 2;
-        let (first, second) = scratch.split_at_mut(half);
-        let (mut cur, mut next) = if (top - layers.end).is_multiple_of(2) {
-            (first, second)
-        } else {
-            (second, first)
-        };
-        if layers.end == top {
-            cur[..d_logits.len()].copy_from_slice(d_logits);
-        }
-        for l in (layers.start.max(lowest)..layers.end).rev() {
+        let (mut cur, mut next) = scratch.split_at_mut(half);
+        cur[..d_logits.len()].copy_from_slice(d_logits);
+        for l in (lowest..self.layers()).rev() {
             let layer = self.layer(l);
             let (w, b) = self.layer_params(l);
             let input = if l == 0 {
