@@ -217,7 +217,7 @@ impl Trainer {
         self.d_logits.resize(b * mlp.out_dim(), 0.0);
         // The rest of the step here; meanwhile the helper of a pool of two
         // or more threads gathers the next batch, image by image, whenever
-        // the step leaves it idle (the narrow layers, the loss).
+        // the step leaves it idle.
         let mut x_next = std::mem::take(&mut self.x_next);
         let loss = match next.filter(|_| pool.threads() >= 2) {
             Some((n_idx, n_shifts)) => {
@@ -324,28 +324,17 @@ impl Ahead {
 /// its entry of `shifts` (none when empty), converted from u8 here (a
 /// quarter of the memory traffic of gathering converted rows), prefetched
 /// [`AHEAD`] images ahead, split over the pool's threads.
-fn gather(
-    par: &dyn ember::Parallel,
-    out: &mut [f32],
-    images: &[u8],
-    idx: &[usize],
-    shifts: &[(i8, i8)],
-) {
+fn gather(pool: &Pool, out: &mut [f32], images: &[u8], idx: &[usize], shifts: &[(i8, i8)]) {
     let half = idx.len() / 2;
-    if par.threads() < 2 || half == 0 {
+    if pool.threads() < 2 || half == 0 {
         return fill(out, images, idx, shifts);
     }
     let (o_lo, o_hi) = out.split_at_mut(half * PIXELS);
     let (i_lo, i_hi) = idx.split_at(half);
     let (s_lo, s_hi) = shifts.split_at(half.min(shifts.len()));
-    par.join(
-        &mut || {
-            fill(o_lo, images, i_lo, s_lo);
-        },
-        &mut || {
-            fill(o_hi, images, i_hi, s_hi);
-        },
-    );
+    ember::Parallel::join(pool, &mut || fill(o_lo, images, i_lo, s_lo), &mut || {
+        fill(o_hi, images, i_hi, s_hi)
+    });
 }
 
 /// [`gather`] on one thread.
