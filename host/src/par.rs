@@ -273,8 +273,16 @@ impl Pool {
                 // SeqCst): either it sees `on` false and does not call, or
                 // this sees `busy` and waits for the call to end.
                 self.0.on.store(false, Ordering::SeqCst);
+                let mut spins = 0u32;
                 while self.0.busy.load(Ordering::SeqCst) {
-                    std::hint::spin_loop();
+                    spins = spins.saturating_add(1);
+                    if spins < 1 << 12 {
+                        std::hint::spin_loop();
+                    } else {
+                        // As in `join`: past ~10 us the helper is likely off
+                        // its core, perhaps waiting for this one.
+                        std::thread::yield_now();
+                    }
                 }
                 // SAFETY: withdrawn, no call in progress: the cell is ours.
                 unsafe { *self.0.task.get() = None };
