@@ -411,7 +411,8 @@ impl Pool {
 /// by one step slower than [`Tuner::SLOW`] times the serial probes' mean: a
 /// short probe can miss the scheduler taking the helper away for a whole
 /// time slice, while the joining thread waits for the half the helper
-/// holds.
+/// holds. The first step of a probe, which wakes the helper, is held to
+/// the same bound (against the last probes' serial mean).
 ///
 /// A clear win is the mirror image: parallel probes faster than [`Tuner::WON`]
 /// times the serial ones, and the cycle then runs in parallel to its end.
@@ -444,6 +445,8 @@ pub struct Tuner {
     /// Cycles still to run unprobed, and how many the next win grants.
     trust: u32,
     streak: u32,
+    /// Whether this cycle struck: serial to its end, nothing more timed.
+    struck: bool,
 }
 
 impl Tuner {
@@ -484,12 +487,13 @@ impl Tuner {
             won: false,
             trust: 0,
             streak: 0,
+            struck: false,
         }
     }
 
     /// Whether the next step runs serially.
     pub fn serial(&self) -> bool {
-        if self.threads <= 1 || self.skipping {
+        if self.threads <= 1 || self.skipping || self.struck {
             return true;
         }
         if self.trusting {
@@ -507,14 +511,22 @@ impl Tuner {
     pub fn record(&mut self, took: Duration) {
         let s = self.step % Self::CYCLE;
         self.step += 1;
-        if self.skipping {
+        if self.skipping || self.struck {
             if s == Self::CYCLE - 1 {
                 self.next_cycle();
             }
             return;
         }
         // The first step of each probe is not timed: it pays for the switch
-        // (waking a parked helper, each core taking back its weights).
+        // (waking a parked helper, each core taking back its weights). But
+        // a switch slower than SLOW serial steps is a strike: a helper
+        // parked on a core that another process holds took 1-7 ms to wake,
+        // every probe, while the probes' other steps ran about even.
+        let slow = |t: Duration, mean: f64| mean > 0.0 && t.as_secs_f64() > Self::SLOW * mean;
+        if !self.trusting && s == 0 && slow(took, self.serial_mean) {
+            self.strike();
+            return;
+        }
         let running = if self.trusting {
             self.parallel += took;
             if (s + 1).is_multiple_of(Self::CHECK) {
@@ -549,7 +561,7 @@ impl Tuner {
             true
         };
         if running && !self.use_serial {
-            if took.as_secs_f64() > Self::SLOW * self.serial_mean {
+            if slow(took, self.serial_mean) {
                 self.strike();
             } else if s == Self::CYCLE - 1 {
                 // Parallel to the end of the cycle: no strike stands.
@@ -565,6 +577,7 @@ impl Tuner {
     /// `backoff` cycles, twice as many (plus one) as after the last strike.
     fn strike(&mut self) {
         self.use_serial = true;
+        self.struck = true;
         self.backoff = (2 * self.backoff + 1).min(Self::MAX_SKIP);
         self.skip = self.backoff;
         self.won = false;
@@ -581,6 +594,7 @@ impl Tuner {
             self.trust = self.streak;
         }
         self.use_serial = false;
+        self.struck = false;
         self.parallel = Duration::ZERO;
         self.serial = Duration::ZERO;
         self.skipping = self.skip > 0;
@@ -771,6 +785,42 @@ mod tests {
         for _ in 0..4 {
             assert!(cycle(160, None));
         }
+    }
+
+    /// A probe whose first parallel step (waking the helper) takes over
+    /// SLOW serial steps strikes at once: on a core another process holds,
+    /// that wake-up took milliseconds at every probe.
+    #[test]
+    fn a_slow_wake_up_at_a_probe_is_a_strike() {
+        let us = Duration::from_micros;
+        let mut t = Tuner::new(2);
+        // Narrow: parallel 175 against serial 170; every probe's first
+        // parallel step (the wake-up) takes `wake`.
+        let mut cycle = |wake: u64| -> Vec<bool> {
+            (0..Tuner::CYCLE)
+                .map(|s| {
+                    let serial = t.serial();
+                    let took = match (serial, s) {
+                        (false, 0) => wake,
+                        (false, _) => 175,
+                        (true, _) => 170,
+                    };
+                    t.record(us(took));
+                    serial
+                })
+                .collect()
+        };
+        // No serial mean yet: the first probe runs; a narrow loss, serial.
+        let m = cycle(5000);
+        assert!(!m[1] && m[2 * Tuner::PROBE..].iter().all(|&s| s));
+        // Now the wake-up strikes: serial from the next step on, and the
+        // cycle after is skipped.
+        let m = cycle(5000);
+        assert!(!m[0] && m[1..].iter().all(|&s| s));
+        assert!(cycle(5000).iter().all(|&s| s));
+        // A quick wake-up probes as usual.
+        let m = cycle(300);
+        assert!(!m[1] && m[Tuner::PROBE]);
     }
 
     #[test]
