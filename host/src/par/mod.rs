@@ -69,6 +69,9 @@ unsafe impl Send for Task {}
 /// fork hands over.
 #[repr(C, align(64))]
 struct Background {
+    /// Taken by the one `with_background` call that may use the slot (a
+    /// nested or concurrent call runs its work without background).
+    taken: AtomicBool,
     /// Offered by the pool's owner (true) or withdrawn.
     on: AtomicBool,
     /// Set by the helper around each call of the task.
@@ -161,6 +164,7 @@ impl Pool {
                 #[cfg(test)]
                 hold: AtomicBool::new(false),
                 background: Background {
+                    taken: AtomicBool::new(false),
                     on: AtomicBool::new(false),
                     busy: AtomicBool::new(false),
                     more: AtomicBool::new(false),
@@ -237,7 +241,9 @@ impl Pool {
     /// without delaying a fork by more than one call of `task`. Returns
     /// when `f` has and no call of `task` is in progress; how much of the
     /// work got done is for `task` to record. Serial pools (one thread, or
-    /// [`Pool::set_serial`]) never call `task`.
+    /// [`Pool::set_serial`]) never call `task`, nor does a call made while
+    /// another holds the slot (nested in its `f`, or from another thread):
+    /// that one runs its `f` alone.
     ///
     /// # Panics
     /// If `task` panicked on the helper (after `f` has returned).
@@ -249,10 +255,17 @@ impl Pool {
         let Some(h) = self.helpers.first() else {
             return f();
         };
-        if self.serial.load(Ordering::Relaxed) {
+        let b = &h.background;
+        let free = b
+            .taken
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if !free || self.serial.load(Ordering::Relaxed) {
+            if free {
+                b.taken.store(false, Ordering::Release);
+            }
             return f();
         }
-        let b = &h.background;
         let ptr: *mut (dyn FnMut() -> bool + Send + '_) = task;
         // SAFETY: only the lifetime is erased; the guard below withdraws
         // the task and waits out any call before this function returns or
@@ -289,6 +302,7 @@ impl Pool {
                 }
                 // SAFETY: withdrawn, no call in progress: the cell is ours.
                 unsafe { *self.0.task.get() = None };
+                self.0.taken.store(false, Ordering::Release);
             }
         }
         let r = {
@@ -576,6 +590,30 @@ mod tests {
             })
         }));
         assert!(r.is_err() && done.load(Ordering::Relaxed));
+
+        // A call inside another's work (or beside it, on another thread)
+        // finds the slot taken and runs its work alone.
+        let (outer, inner) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let mut outer_task = || {
+            outer.fetch_add(1, Ordering::Relaxed);
+            true
+        };
+        let mut inner_task = || -> bool { panic!("a second task shared the slot") };
+        let r = pool.with_background(&mut outer_task, || {
+            pool.with_background(&mut inner_task, || {
+                inner.fetch_add(1, Ordering::Relaxed) + 5
+            })
+        });
+        assert_eq!((r, inner.load(Ordering::Relaxed)), (5, 1));
+        // ...and the slot is free again afterwards.
+        let again = AtomicUsize::new(0);
+        let mut count = || again.fetch_add(1, Ordering::Relaxed) + 1 < 3;
+        pool.with_background(&mut count, || {
+            while again.load(Ordering::Relaxed) < 3 && t0.elapsed() < Duration::from_secs(20) {
+                std::hint::spin_loop();
+            }
+        });
+        assert_eq!(again.load(Ordering::Relaxed), 3);
 
         // Serial pools run the caller's work alone.
         let mut never = || -> bool { panic!("a serial pool ran background work") };
