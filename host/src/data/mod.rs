@@ -196,7 +196,7 @@ pub fn pixels(out: &mut [f32], src: &[u8]) {
     pixels_plain(out, src);
 }
 
-pub(crate) fn pixels_plain(out: &mut [f32], src: &[u8]) {
+fn pixels_plain(out: &mut [f32], src: &[u8]) {
     for (o, &p) in out.iter_mut().zip(src) {
         *o = pixel(p);
     }
@@ -210,4 +210,21 @@ pub(crate) fn pixels_plain(out: &mut [f32], src: &[u8]) {
 #[target_feature(enable = "avx2")]
 unsafe fn pixels_avx2(out: &mut [f32], src: &[u8]) {
     pixels_plain(out, src);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pixels_match_pixel_on_every_path() {
+        let src: Vec<u8> = (0..=255u8).chain(0..=36).collect();
+        let want: Vec<f32> = src.iter().map(|&p| pixel(p)).collect();
+        let mut out = vec![f32::NAN; src.len()];
+        pixels(&mut out, &src);
+        assert_eq!(out, want);
+        let mut out = vec![f32::NAN; src.len()];
+        pixels_plain(&mut out, &src);
+        assert_eq!(out, want);
+    }
 }

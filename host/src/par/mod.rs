@@ -108,6 +108,43 @@ struct Helper {
     background: Background,
 }
 
+impl Helper {
+    /// Unparks the helper thread (a no-op if it is running).
+    fn unpark(&self) {
+        if let Some(t) = self
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            t.unpark();
+        }
+    }
+
+    /// After work was published (a SeqCst store), unparks the helper if it
+    /// said it parks: it sets `sleeping` before its last look (SeqCst), so
+    /// one of the two sees the other.
+    fn wake_if_parked(&self) {
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.unpark();
+        }
+    }
+}
+
+/// Spins until `done`, then, past ~10 us (the helper is likely off its
+/// core), yields this core at each look, in case the helper waits for it.
+fn wait_for_helper(done: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !done() {
+        spins = spins.saturating_add(1);
+        if spins < 1 << 12 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 // SAFETY: the fields that are not Sync are `job`, whose accesses the
 // state's exchanges order (see its comment), and the background's task,
 // ordered by `on` and `busy` (see `Pool::with_background`).
@@ -277,11 +314,7 @@ impl Pool {
         b.more.store(true, Ordering::Relaxed);
         // SeqCst, against the helper's `sleeping` then `on` (see helper_loop).
         b.on.store(true, Ordering::SeqCst);
-        if h.sleeping.load(Ordering::SeqCst) {
-            if let Some(t) = h.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                t.unpark();
-            }
-        }
+        h.wake_if_parked();
         struct Withdraw<'a>(&'a Background);
         impl Drop for Withdraw<'_> {
             fn drop(&mut self) {
@@ -289,17 +322,7 @@ impl Pool {
                 // SeqCst): either it sees `on` false and does not call, or
                 // this sees `busy` and waits for the call to end.
                 self.0.on.store(false, Ordering::SeqCst);
-                let mut spins = 0u32;
-                while self.0.busy.load(Ordering::SeqCst) {
-                    spins = spins.saturating_add(1);
-                    if spins < 1 << 12 {
-                        std::hint::spin_loop();
-                    } else {
-                        // As in `join`: past ~10 us the helper is likely off
-                        // its core, perhaps waiting for this one.
-                        std::thread::yield_now();
-                    }
-                }
+                wait_for_helper(|| !self.0.busy.load(Ordering::SeqCst));
                 // SAFETY: withdrawn, no call in progress: the cell is ours.
                 unsafe { *self.0.task.get() = None };
                 self.0.taken.store(false, Ordering::Release);
@@ -442,11 +465,7 @@ impl ember::Parallel for Pool {
         // nobody else reads or writes the cell until it publishes READY.
         unsafe { *h.job.get() = Some(Job(ptr)) };
         h.state.store(READY, Ordering::SeqCst);
-        if h.sleeping.load(Ordering::SeqCst) {
-            if let Some(t) = h.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                t.unpark();
-            }
-        }
+        h.wake_if_parked();
         a();
         if h.state
             .compare_exchange(READY, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
@@ -461,17 +480,7 @@ impl ember::Parallel for Pool {
             b();
             return;
         }
-        let mut spins = 0u32;
-        while h.state.load(Ordering::Acquire) != DONE {
-            spins = spins.saturating_add(1);
-            if spins < 1 << 12 {
-                std::hint::spin_loop();
-            } else {
-                // Past ~10 us the helper is likely off its core: give ours
-                // up, in case it is waiting for this very one.
-                std::thread::yield_now();
-            }
-        }
+        wait_for_helper(|| h.state.load(Ordering::Acquire) == DONE);
 
         let panicked = h.panicked.swap(false, Ordering::Relaxed);
         h.state.store(IDLE, Ordering::Release);
@@ -485,9 +494,7 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.shutdown.store(true, Ordering::Release);
         for h in &self.helpers {
-            if let Some(t) = h.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                t.unpark();
-            }
+            h.unpark();
         }
         for handle in self.handles.drain(..) {
             let _ = handle.join();

@@ -35,6 +35,7 @@ pub struct Tuner {
     step: usize,
     parallel: Duration,
     serial: Duration,
+    /// Whether this cycle's probe chose serial for the rest of the cycle.
     use_serial: bool,
     /// Whether this cycle runs serially throughout (skipped by a strike).
     skipping: bool,
@@ -103,7 +104,7 @@ impl Tuner {
             return true;
         }
         if self.trusting {
-            return self.use_serial;
+            return false;
         }
         match self.step % Self::CYCLE {
             s if s < Self::PROBE => false,
@@ -182,7 +183,6 @@ impl Tuner {
     /// Parallel lost: serial for the rest of the cycle and the next
     /// `backoff` cycles, twice as many (plus one) as after the last strike.
     fn strike(&mut self) {
-        self.use_serial = true;
         self.struck = true;
         self.backoff = (2 * self.backoff + 1).min(Self::MAX_SKIP);
         self.skip = self.backoff;
