@@ -1,7 +1,8 @@
 //! The one micro-kernel body every vector path shares, written once and
 //! instantiated per ISA by `gemm_body!` inside a `#[target_feature]` context,
-//! so each ISA file only supplies its vector type and seven one-line helpers
-//! (`zero`, `splat`, `load`, `store`, `fma`, `add`, `hsum`).
+//! so each ISA file only supplies its vector type and nine short helpers
+//! (`zero`, `splat`, `load`, `store`, `load_part`, `store_part`, `fma`,
+//! `add`, `hsum`).
 //!
 //! Loop nest (BLIS order, `blocked`): for each KC-deep block of k, for each
 //! block of rows of A (MC x KC, packed, 96 KiB of stack, when A is stored
@@ -431,9 +432,14 @@ macro_rules! gemm_body {
                     // the second tile's A a_step on.
                     unsafe {
                         if t.nr <= $L {
-                            kernel_pair::<1>(&t, a_step)
+                            kernel_pair::<1, false>(&t, a_step)
+                        } else if t.rsa == 1 && a_step == MR {
+                            // The tile's 12 values of A for one k side by
+                            // side (Aᵀ read in place): constant offsets
+                            // instead of twelve address sums per step.
+                            kernel_pair::<$NV, true>(&t, a_step)
                         } else {
-                            kernel_pair::<$NV>(&t, a_step)
+                            kernel_pair::<$NV, false>(&t, a_step)
                         }
                     }
                     i0 += 2 * MR;
@@ -507,13 +513,14 @@ macro_rules! gemm_body {
 
         /// Two MR-row tiles at once (`PAIR`): rows 0..MR from `t.a`, rows
         /// MR..2·MR from the next tile's A, `a_step` on; one FMA chain per
-        /// element, as [`kernel`].
+        /// element, as [`kernel`]. `UNIT`: row r of the pair is `r` floats
+        /// on (`t.rsa == 1`, `a_step == MR`).
         ///
         /// # Safety
         /// As [`kernel`] for both tiles, and C's 2·MR rows at `t.c`.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn kernel_pair<const V: usize>(t: &Tile, a_step: usize) {
+        unsafe fn kernel_pair<const V: usize, const UNIT: bool>(t: &Tile, a_step: usize) {
             let mut acc = [[zero(); V]; 2 * MR];
             for p in 0..t.kc {
                 let mut bv = [zero(); V];
@@ -522,7 +529,13 @@ macro_rules! gemm_body {
                     *x = unsafe { load(t.b.add(p * t.ldb + v * $L)) };
                 }
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let at = if r < MR { r * t.rsa } else { a_step + (r - MR) * t.rsa };
+                    let at = if UNIT {
+                        r
+                    } else if r < MR {
+                        r * t.rsa
+                    } else {
+                        a_step + (r - MR) * t.rsa
+                    };
                     // SAFETY: row r of one of the two tiles, p < kc: inside A (contract).
                     let av = splat(unsafe { *t.a.add(at + p * t.csa) });
                     for (x, bx) in row.iter_mut().zip(bv) {
@@ -599,17 +612,27 @@ macro_rules! gemm_body {
                     }
                 }
             } else {
-                let mut tmp = [0.0f32; NR];
+                // A panel narrower than the tile: each vector's first
+                // `cols` lanes, through the ISA's partial load and store
+                // (a copy through a buffer indexed at run time had made the
+                // whole accumulator block go through the stack after every
+                // tile, full ones too).
                 for (r, row) in acc.iter().enumerate() {
                     for (v, x) in row.iter().enumerate() {
-                        // SAFETY: tmp holds NR floats.
-                        unsafe { store(tmp.as_mut_ptr().add(v * $L), *x) };
-                    }
-                    for (j, s) in tmp.iter().take(t.nr).enumerate() {
-                        // SAFETY: r < R, j < nr: inside C's block.
-                        let p = unsafe { t.c.add(r * t.ldc + j) };
-                        // SAFETY: p is in bounds (above) and no other reference to C is live.
-                        unsafe { *p = if t.acc { *p + *s } else { *s } };
+                        let cols = t.nr.saturating_sub(v * $L).min($L);
+                        if cols == 0 {
+                            continue;
+                        }
+                        // SAFETY: r < R, columns v·L .. v·L + cols <= nr: inside C's block.
+                        let p = unsafe { t.c.add(r * t.ldc + v * $L) };
+                        let y = if t.acc {
+                            // SAFETY: the same cols floats as p.
+                            add(unsafe { load_part(p, cols) }, *x)
+                        } else {
+                            *x
+                        };
+                        // SAFETY: the same cols floats as p.
+                        unsafe { store_part(p, y, cols) };
                     }
                 }
             }

@@ -29,6 +29,36 @@ unsafe fn store(p: *mut f32, v: float32x4_t) {
     // SAFETY: the caller guarantees 4 writable floats.
     unsafe { vst1q_f32(p, v) }
 }
+/// The first `n` (<= 4) floats at `p`, the other lanes zero.
+///
+/// # Safety
+/// `p..p + n` is readable.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn load_part(p: *const f32, n: usize) -> float32x4_t {
+    let mut t = [0.0f32; 4];
+    for (i, x) in t.iter_mut().take(n).enumerate() {
+        // SAFETY: i < n: inside the caller's range.
+        *x = unsafe { *p.add(i) };
+    }
+    // SAFETY: t holds 4 floats.
+    unsafe { vld1q_f32(t.as_ptr()) }
+}
+/// Writes the first `n` (<= 4) lanes of `v` to `p`.
+///
+/// # Safety
+/// `p..p + n` is writable.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn store_part(p: *mut f32, v: float32x4_t, n: usize) {
+    let mut t = [0.0f32; 4];
+    // SAFETY: t holds 4 floats.
+    unsafe { vst1q_f32(t.as_mut_ptr(), v) };
+    for (i, x) in t.iter().take(n).enumerate() {
+        // SAFETY: i < n: inside the caller's range.
+        unsafe { *p.add(i) = *x };
+    }
+}
 #[target_feature(enable = "neon")]
 #[inline]
 fn fma(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {

@@ -29,6 +29,36 @@ unsafe fn store(p: *mut f32, v: __m256) {
     // SAFETY: the caller guarantees 8 writable floats.
     unsafe { _mm256_storeu_ps(p, v) }
 }
+/// The first `n` (<= 8) floats at `p`, the other lanes zero.
+///
+/// # Safety
+/// `p..p + n` is readable (masked-off lanes are never touched).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn load_part(p: *const f32, n: usize) -> __m256 {
+    // SAFETY: only the n unmasked floats are read (the caller's range).
+    unsafe { _mm256_maskload_ps(p, lanes(n)) }
+}
+/// Writes the first `n` (<= 8) lanes of `v` to `p`.
+///
+/// # Safety
+/// `p..p + n` is writable (masked-off lanes are never touched).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store_part(p: *mut f32, v: __m256, n: usize) {
+    // SAFETY: only the n unmasked floats are written (the caller's range).
+    unsafe { _mm256_maskstore_ps(p, lanes(n), v) }
+}
+/// The mask of the first `n` (<= 8) lanes: all ones where lane < n.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn lanes(n: usize) -> __m256i {
+    let n = n.min(8) as i32;
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {

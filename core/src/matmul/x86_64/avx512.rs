@@ -29,6 +29,31 @@ unsafe fn store(p: *mut f32, v: __m512) {
     // SAFETY: the caller guarantees 16 writable floats.
     unsafe { _mm512_storeu_ps(p, v) }
 }
+/// The first `n` (<= 16) floats at `p`, the other lanes zero.
+///
+/// # Safety
+/// `p..p + n` is readable (masked-off lanes are never touched).
+#[target_feature(enable = "avx512f,fma")]
+#[inline]
+unsafe fn load_part(p: *const f32, n: usize) -> __m512 {
+    // SAFETY: only the n unmasked floats are read (the caller's range).
+    unsafe { _mm512_maskz_loadu_ps(lanes(n), p) }
+}
+/// Writes the first `n` (<= 16) lanes of `v` to `p`.
+///
+/// # Safety
+/// `p..p + n` is writable (masked-off lanes are never touched).
+#[target_feature(enable = "avx512f,fma")]
+#[inline]
+unsafe fn store_part(p: *mut f32, v: __m512, n: usize) {
+    // SAFETY: only the n unmasked floats are written (the caller's range).
+    unsafe { _mm512_mask_storeu_ps(p, lanes(n), v) }
+}
+/// The mask of the first `n` (<= 16) lanes.
+#[inline]
+fn lanes(n: usize) -> __mmask16 {
+    ((1u32 << n.min(16)) - 1) as __mmask16
+}
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
 fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
