@@ -75,9 +75,11 @@ fn vector_paths_match_reference_on_large_shapes() {
             Dims::new(1, 784, 128),
             Dims::new(64, 784, 10),
             Dims::new(13, 600, 97),
-            // Several blocks of packed A rows (96 each), the last short and
-            // ending in a one-row tile, over two blocks of k; and the same
-            // with A read in place (C only two panels wide).
+            // Aᵀ·B packs A (deep k, more than 256 columns of C) in blocks of
+            // 96 rows (192 on AVX-512), the last block short and ending in
+            // a 5-row tile, over two blocks of k and a last narrow panel
+            // of B; and A read in place (C two panels wide, or one narrow).
+            Dims::new(401, 300, 280),
             Dims::new(205, 300, 45),
             Dims::new(205, 300, 20),
         ] {
@@ -188,6 +190,8 @@ fn row_split_parallel_is_bit_identical_to_serial() {
             Dims::new(65, 129, 37),
             Dims::new(7, 3000, 40),
             Dims::new(37, 300, 70),
+            // Aᵀ·B with A packed: a split falls inside a packed block.
+            Dims::new(401, 300, 280),
         ] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
                 let g = Gemm::packed(d, ta, tb, false);

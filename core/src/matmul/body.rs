@@ -5,7 +5,7 @@
 //! `add`, `hsum`).
 //!
 //! Loop nest (BLIS order, `blocked`): for each KC-deep block of k, for each
-//! block of rows of A (MC x KC, packed, 96 KiB of stack, when A is stored
+//! block of rows of A (MC x KC, packed, 96-192 KiB of stack, when A is stored
 //! transposed, deep and met by many panels of B; else all m rows, read in
 //! place), for each NR-wide panel of columns pack B's KC x NR panel (L1;
 //! read in place instead for products of few rows) and sweep all 6-row
@@ -14,9 +14,10 @@
 //! block — the same sequence wherever the tile sits, which is what makes
 //! row-split parallel results bit-identical to serial ones.
 //!
-//! Stack: about 112 KiB (AVX2, NEON) or 128 KiB (AVX-512) per call for the
-//! two packed blocks; the scalar reference, which the Cortex-M targets use,
-//! needs none.
+//! Stack: a packed panel of B per call, 16 KiB (AVX2, NEON) or 32 KiB
+//! (AVX-512); where A is packed, its block in a frame of its own, 96 KiB
+//! (AVX2, NEON) or 192 KiB (AVX-512). The scalar reference, which the
+//! Cortex-M targets use, needs none.
 
 macro_rules! gemm_body {
     ($feat:literal, $V:ty, lanes = $L:expr, vecs = $NV:expr $(, transpose = $tr:ident)? $(, pair = $pair:expr)?) => {
@@ -33,25 +34,33 @@ macro_rules! gemm_body {
         /// Depth of one packed block: KC x NR floats (16-32 KiB) stay in L1.
         const KC: usize = 256;
 
-        /// Rows of A packed at once: an MC x KC block (96 KiB) stays in L2
-        /// while every panel of B passes over it.
-        const MC: usize = 16 * MR;
+        /// Rows of A packed at once: an MC x KC block stays in L2 while
+        /// every panel of B passes over it, B packed again for each block:
+        /// 96 KiB, or with `PAIR` (AVX-512: every such CPU has 1 MiB of L2
+        /// or more) 192 KiB, which packs B half as often ((512,512,512)
+        /// Aᵀ·B 145 -> 150 GFLOPS on Sapphire Rapids).
+        const MC: usize = if PAIR { 32 * MR } else { 16 * MR };
 
         /// A packed block of B, 64-byte aligned for whole-line loads.
         #[repr(C, align(64))]
         struct Panel([MaybeUninit<f32>; KC * NR]);
 
-        /// A packed block of A: for each MR-row tile, its kc columns with the
-        /// tile's MR values of one column side by side.
+        /// Rows of A packed side by side for one k: the rows one kernel
+        /// call covers (two tiles with `PAIR`).
+        const G: usize = if PAIR { 2 * MR } else { MR };
+
+        /// A packed block of A: for each group of G rows, its kc columns
+        /// with the group's G values of one column side by side.
         #[repr(C, align(64))]
         struct APanel([MaybeUninit<f32>; MC * KC]);
 
         /// Packs rows `i0..i0 + mc` (mc <= MC) and columns `p0..p0 + kc` of
         /// op(A), for A stored transposed (k x m, row stride `csa`, so that
-        /// a tile's MR values of one column are contiguous), into `out`:
-        /// element (i0 + t·MR + r, p0 + p) goes to `t·MR·kc + p·MR + r`. The
-        /// rows past m of a last, short tile are left unwritten (the kernel
-        /// for that tile never reads them).
+        /// a group's G values of one column are contiguous), into `out`:
+        /// element (i0 + g·G + r, p0 + p) goes to `g·G·kc + p·G + r`, a
+        /// vector (or its first lanes) at a time. The rows past m of a
+        /// last, short group are left unwritten (the kernels for its tiles
+        /// never read them).
         ///
         /// # Safety
         /// The block lies within A.
@@ -66,24 +75,35 @@ macro_rules! gemm_body {
             kc: usize,
             out: &mut [MaybeUninit<f32>],
         ) {
-            let mut t0 = 0;
-            while t0 < mc {
-                let r_n = (mc - t0).min(MR);
-                let tile = &mut out[t0 * kc..][..kc * MR];
-                for (p, dst) in tile.chunks_exact_mut(MR).enumerate() {
-                    let col = &a[(p0 + p) * csa + i0 + t0..];
-                    if r_n == MR {
-                        // A fixed-length copy for every full tile.
-                        for (d, v) in dst.iter_mut().zip(&col[..MR]) {
-                            d.write(*v);
+            let out = &mut out[..mc.div_ceil(G) * G * kc];
+            let mut g0 = 0;
+            while g0 < mc {
+                let rows = (mc - g0).min(G);
+                // SAFETY: the group's block, g0·kc .. + G·kc, lies within
+                // `out` (g0 + G <= mc rounded up to G); MaybeUninit<f32> has
+                // f32's layout.
+                let dst = unsafe { out.as_mut_ptr().add(g0 * kc).cast::<f32>() };
+                for p in 0..kc {
+                    // SAFETY: row p0 + p < k, columns i0 + g0 .. + rows <= m:
+                    // inside A (contract).
+                    let src = unsafe { a.as_ptr().add((p0 + p) * csa + i0 + g0) };
+                    let mut c = 0;
+                    while c < rows {
+                        let n = (rows - c).min($L);
+                        // SAFETY: src + c .. + n lies in A (above); dst + p·G
+                        // + c .. + n within the group's block (p < kc, c + n
+                        // <= G).
+                        unsafe {
+                            if n == $L {
+                                store(dst.add(p * G + c), load(src.add(c)));
+                            } else {
+                                store_part(dst.add(p * G + c), load_part(src.add(c), n), n);
+                            }
                         }
-                    } else {
-                        for (d, v) in dst.iter_mut().zip(&col[..r_n]) {
-                            d.write(*v);
-                        }
+                        c += $L;
                     }
                 }
-                t0 += MR;
+                g0 += G;
             }
         }
 
@@ -241,10 +261,6 @@ macro_rules! gemm_body {
             j_start: usize,
             direct: bool,
         ) {
-            let (m, k, n) = (g.m, g.k, g.n);
-            let (rsa, csa, rsb, csb) = g.strides();
-            let mut panel = Panel([MaybeUninit::uninit(); KC * NR]);
-            let mut apanel = APanel([MaybeUninit::uninit(); MC * KC]);
             // A stored row by row is read in place: a tile's MR rows are MR
             // streams the caches follow, and packing them (one float at a
             // time) cost more than it saved (measured: `head_to_head`). A
@@ -253,7 +269,56 @@ macro_rules! gemm_body {
             // at every step of k. Measured (`head_to_head`, Sapphire Rapids,
             // 48 KiB L1): reading Aᵀ in place is 6-19% faster up to 8 panels
             // of B (256 columns), packing 6% faster at 16 (512 columns).
-            let pack_whole_a = g.trans_a && k > 128 && n - j_start > 8 * NR;
+            if g.trans_a && g.k > 128 && g.n - j_start > 8 * NR {
+                // SAFETY: forwarded contract.
+                unsafe { blocked_packing_a(g, a, b, c, j_start, direct) }
+            } else {
+                // SAFETY: forwarded contract.
+                unsafe { blocked_with(g, a, b, c, j_start, direct, None) }
+            }
+        }
+
+        /// [`blocked`] with A packed: the packed block lives in this
+        /// frame alone, so the products that read A in place do not
+        /// reserve (and probe) its stack.
+        ///
+        /// # Safety
+        /// As [`blocked`].
+        #[inline(never)]
+        #[target_feature(enable = $feat)]
+        unsafe fn blocked_packing_a(
+            g: &Gemm,
+            a: &[f32],
+            b: &[f32],
+            c: &mut [f32],
+            j_start: usize,
+            direct: bool,
+        ) {
+            let mut apanel = APanel([MaybeUninit::uninit(); MC * KC]);
+            // SAFETY: forwarded contract.
+            unsafe { blocked_with(g, a, b, c, j_start, direct, Some(&mut apanel.0)) }
+        }
+
+        /// The loop nest of [`blocked`]; A is packed into `apanel` block by
+        /// block when one is given, else read in place.
+        ///
+        /// # Safety
+        /// As [`blocked`].
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feat)]
+        unsafe fn blocked_with(
+            g: &Gemm,
+            a: &[f32],
+            b: &[f32],
+            c: &mut [f32],
+            j_start: usize,
+            direct: bool,
+            mut apanel: Option<&mut [MaybeUninit<f32>]>,
+        ) {
+            let (m, k, n) = (g.m, g.k, g.n);
+            let (rsa, csa, rsb, csb) = g.strides();
+            let mut panel = Panel([MaybeUninit::uninit(); KC * NR]);
+            let pack_whole_a = apanel.is_some();
             // A packed block holds MC rows; A read in place needs no block:
             // all m rows then meet each panel of B, which is packed once per
             // KC block instead of once per MC rows (3-6% on the training
@@ -265,9 +330,9 @@ macro_rules! gemm_body {
                 let mut i0 = 0;
                 while i0 < m {
                     let mc = (m - i0).min(rows_per_block);
-                    if pack_whole_a {
+                    if let Some(out) = apanel.as_deref_mut() {
                         // SAFETY: rows i0..i0 + mc <= m, columns p0..p0 + kc <= k.
-                        unsafe { pack_at(a, csa, i0, p0, mc, kc, &mut apanel.0) };
+                        unsafe { pack_at(a, csa, i0, p0, mc, kc, out) };
                     }
                     let mut j0 = j_start;
                     while j0 < n {
@@ -280,11 +345,18 @@ macro_rules! gemm_body {
                             unsafe { pack_panel(b, rsb, csb, p0, j0, kc, nr, &mut panel.0) };
                             (panel.0.as_ptr().cast::<f32>(), NR)
                         };
-                        let (ap, ta_rs, ta_cs, a_step) = if pack_whole_a {
-                            (apanel.0.as_ptr().cast::<f32>(), 1, MR, MR * kc)
+                        // Where A starts, its strides, and how far on the
+                        // next tile's and the next pair's rows start.
+                        let (ap, ta_rs, ta_cs, steps) = if let Some(packed) = apanel.as_deref() {
+                            // A group holds one kernel call's rows: the next
+                            // tile (inside a group of two) is MR floats on,
+                            // the next group G·kc.
+                            let tile = if G == MR { G * kc } else { MR };
+                            (packed.as_ptr().cast::<f32>(), 1, G, (tile, G * kc))
                         } else {
                             // SAFETY: i0 < m and p0 < k: the offset lies in A.
-                            (unsafe { a.as_ptr().add(i0 * rsa + p0 * csa) }, rsa, csa, MR * rsa)
+                            let ap = unsafe { a.as_ptr().add(i0 * rsa + p0 * csa) };
+                            (ap, rsa, csa, (MR * rsa, 2 * MR * rsa))
                         };
                         let t = Tile {
                             a: ap,
@@ -303,7 +375,7 @@ macro_rules! gemm_body {
                         // the rows of each tile that exist, the only ones a
                         // kernel reads), the kc x NR panel and the mc x nr
                         // block of C are in bounds.
-                        unsafe { sweep(t, mc, a_step) };
+                        unsafe { sweep(t, mc, steps) };
                         j0 += NR;
                     }
                     i0 += rows_per_block;
@@ -412,7 +484,8 @@ macro_rules! gemm_body {
         }
 
         /// Runs the kernels over `rows` rows of C from `t.c`, MR rows at a
-        /// time, the next tile's A `a_step` floats on. Keep this the one
+        /// time (2·MR with `PAIR`), the next tile's A `a_step` floats on and
+        /// the next pair's `pair_step` (`steps`). Keep this the one
         /// place the kernels are called from, and itself called from one
         /// place: then all of it is inlined into one loop nest and the
         /// accumulators stay in registers. Called from two places, it was
@@ -420,11 +493,12 @@ macro_rules! gemm_body {
         /// on every step of k (3x slower).
         ///
         /// # Safety
-        /// `t` addresses `rows` rows of A (tile by tile, `a_step` apart),
+        /// `t` addresses `rows` rows of A (tile by tile, as `steps` says),
         /// a kc x NR panel of B and a rows x nr block of C, all in bounds.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn sweep(mut t: Tile, rows: usize, a_step: usize) {
+        unsafe fn sweep(mut t: Tile, rows: usize, steps: (usize, usize)) {
+            let (a_step, pair_step) = steps;
             let mut i0 = 0;
             while i0 < rows {
                 if PAIR && rows - i0 >= 2 * MR {
@@ -435,7 +509,7 @@ macro_rules! gemm_body {
                             kernel_pair::<1, false>(&t, a_step)
                         } else if t.rsa == 1 && a_step == MR {
                             // The tile's 12 values of A for one k side by
-                            // side (Aᵀ read in place): constant offsets
+                            // side (Aᵀ read in place, or A packed): constant offsets
                             // instead of twelve address sums per step.
                             kernel_pair::<$NV, true>(&t, a_step)
                         } else {
@@ -446,7 +520,7 @@ macro_rules! gemm_body {
                     if i0 < rows {
                         // SAFETY: row i0 < rows exists in A and C (contract).
                         unsafe {
-                            t.a = t.a.add(2 * a_step);
+                            t.a = t.a.add(pair_step);
                             t.c = t.c.add(2 * MR * t.ldc);
                         }
                     }
