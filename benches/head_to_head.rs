@@ -36,7 +36,18 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs it once as a
     // smoke test with no argument, where one round on the smallest shape will do.
     let full = std::env::args().any(|a| a == "--bench");
-    let isa = Isa::active();
+    // EMBER_BENCH_ISA=avx2+fma (or any path this CPU has) times ember on
+    // that path instead of the best one; the peers pick their own.
+    let isa = match std::env::var("EMBER_BENCH_ISA") {
+        Ok(name) => match Isa::from_name(&name).filter(|i| i.is_supported()) {
+            Some(isa) => isa,
+            None => {
+                eprintln!("EMBER_BENCH_ISA={name}: not a path this CPU runs");
+                std::process::exit(2);
+            }
+        },
+        Err(_) => Isa::active(),
+    };
     println!(
         "ember {} against matrixmultiply and gemm, interleaved, best of {ROUNDS} rounds (GFLOPS)\n",
         isa.name()

@@ -8,13 +8,14 @@
 //! block of rows of A (MC x KC, packed, 96-192 KiB of stack, when A is stored
 //! transposed, deep and met by many panels of B; else all m rows, read in
 //! place), for each NR-wide panel of columns pack B's KC x NR panel (L1;
-//! read in place instead for products of few rows) and sweep all 6-row
-//! tiles (12-row pairs on AVX-512) of the rows over it.
+//! read in place instead for products of few rows; a row-major B's next
+//! panel is packed by the first tile's k loop over this one) and sweep all
+//! 6-row tiles (12-row pairs on AVX-512) of the rows over it.
 //! Each element of C is one FMA chain over its KC block, added to C block by
 //! block — the same sequence wherever the tile sits, which is what makes
 //! row-split parallel results bit-identical to serial ones.
 //!
-//! Stack: a packed panel of B per call, 16 KiB (AVX2, NEON) or 32 KiB
+//! Stack: two packed panels of B per call, 32 KiB (AVX2, NEON) or 64 KiB
 //! (AVX-512); where A is packed, its block in a frame of its own, 96 KiB
 //! (AVX2, NEON) or 192 KiB (AVX-512). The scalar reference, which the
 //! Cortex-M targets use, needs none.
@@ -180,6 +181,18 @@ macro_rules! gemm_body {
             pack_b(b, rsb, csb, p0, j0, kc, nr, NR, panel)
         }
 
+        /// The next panel of a row-major B, copied into `dst` row by row
+        /// inside the k loop of the first full tile over the current one
+        /// (in the loop's idle load and store slots, where packing it on
+        /// its own had cost 3-5% of a product 64 rows tall): kc rows of NR
+        /// floats from `src`, `rsb` apart.
+        #[derive(Clone, Copy)]
+        struct Pre {
+            src: *const f32,
+            rsb: usize,
+            dst: *mut f32,
+        }
+
         /// One micro-tile: where its A rows, B panel and C block start.
         struct Tile {
             a: *const f32,
@@ -317,7 +330,10 @@ macro_rules! gemm_body {
         ) {
             let (m, k, n) = (g.m, g.k, g.n);
             let (rsa, csa, rsb, csb) = g.strides();
-            let mut panel = Panel([MaybeUninit::uninit(); KC * NR]);
+            let mut panels = [
+                Panel([MaybeUninit::uninit(); KC * NR]),
+                Panel([MaybeUninit::uninit(); KC * NR]),
+            ];
             let pack_whole_a = apanel.is_some();
             // A packed block holds MC rows; A read in place needs no block:
             // all m rows then meet each panel of B, which is packed once per
@@ -335,15 +351,35 @@ macro_rules! gemm_body {
                         unsafe { pack_at(a, csa, i0, p0, mc, kc, out) };
                     }
                     let mut j0 = j_start;
+                    let mut cur = 0;
+                    let mut ready = false;
                     while j0 < n {
                         let nr = (n - j0).min(NR);
+                        let (this, other) = panels.split_at_mut(1);
+                        let (panel, spare) = if cur == 0 {
+                            (&mut this[0], &mut other[0])
+                        } else {
+                            (&mut other[0], &mut this[0])
+                        };
                         let (bp, ldb) = if direct && nr == NR {
                             // SAFETY: p0 < k and j0 + NR <= n: the offset lies in B.
                             (unsafe { b.as_ptr().add(p0 * rsb + j0) }, rsb)
                         } else {
-                            // SAFETY: the block lies within B (Gemm::check).
-                            unsafe { pack_panel(b, rsb, csb, p0, j0, kc, nr, &mut panel.0) };
+                            if !ready {
+                                // SAFETY: the block lies within B (Gemm::check).
+                                unsafe { pack_panel(b, rsb, csb, p0, j0, kc, nr, &mut panel.0) };
+                            }
                             (panel.0.as_ptr().cast::<f32>(), NR)
+                        };
+                        let pre = if !direct && csb == 1 && j0 + 2 * NR <= n {
+                            Some(Pre {
+                                // SAFETY: p0 < k, j0 + NR < n: the offset lies in B.
+                                src: unsafe { b.as_ptr().add(p0 * rsb + j0 + NR) },
+                                rsb,
+                                dst: spare.0.as_mut_ptr().cast::<f32>(),
+                            })
+                        } else {
+                            None
                         };
                         // Where A starts, its strides, and how far on the
                         // next tile's and the next pair's rows start.
@@ -375,7 +411,10 @@ macro_rules! gemm_body {
                         // the rows of each tile that exist, the only ones a
                         // kernel reads), the kc x NR panel and the mc x nr
                         // block of C are in bounds.
-                        unsafe { sweep(t, mc, steps) };
+                        ready = unsafe { sweep(t, mc, steps, pre) };
+                        if ready {
+                            cur ^= 1;
+                        }
                         j0 += NR;
                     }
                     i0 += rows_per_block;
@@ -492,28 +531,38 @@ macro_rules! gemm_body {
         /// compiled out of line and the accumulators went through the stack
         /// on every step of k (3x slower).
         ///
+        /// With `pre`, the first full tile also packs the next panel of B;
+        /// returns whether one did (not when no full tile ran).
+        ///
         /// # Safety
         /// `t` addresses `rows` rows of A (tile by tile, as `steps` says),
-        /// a kc x NR panel of B and a rows x nr block of C, all in bounds.
+        /// a kc x NR panel of B and a rows x nr block of C, all in bounds;
+        /// `pre`, if any, a kc x NR block of B and a spare panel.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn sweep(mut t: Tile, rows: usize, steps: (usize, usize)) {
+        unsafe fn sweep(mut t: Tile, rows: usize, steps: (usize, usize), mut pre: Option<Pre>) -> bool {
             let (a_step, pair_step) = steps;
+            let mut packed = false;
             let mut i0 = 0;
             while i0 < rows {
                 if PAIR && rows - i0 >= 2 * MR {
+                    // The tile's 12 values of A for one k side by side (Aᵀ
+                    // read in place, or A packed): constant offsets instead
+                    // of twelve address sums per step.
+                    let unit = t.rsa == 1 && a_step == MR;
+                    // The first pair packs the next panel (only ever asked
+                    // for beside a full panel).
+                    let fuse = pre.take();
+                    packed |= fuse.is_some();
                     // SAFETY: forwarded contract: rows i0..i0 + 2·MR exist,
                     // the second tile's A a_step on.
                     unsafe {
-                        if t.nr <= $L {
-                            kernel_pair::<1, false>(&t, a_step)
-                        } else if t.rsa == 1 && a_step == MR {
-                            // The tile's 12 values of A for one k side by
-                            // side (Aᵀ read in place, or A packed): constant offsets
-                            // instead of twelve address sums per step.
-                            kernel_pair::<$NV, true>(&t, a_step)
-                        } else {
-                            kernel_pair::<$NV, false>(&t, a_step)
+                        match (t.nr <= $L, unit, fuse.is_some()) {
+                            (true, _, _) => kernel_pair::<1, false, false>(&t, a_step, None),
+                            (false, true, false) => kernel_pair::<$NV, true, false>(&t, a_step, None),
+                            (false, false, false) => kernel_pair::<$NV, false, false>(&t, a_step, None),
+                            (false, true, true) => kernel_pair::<$NV, true, true>(&t, a_step, fuse),
+                            (false, false, true) => kernel_pair::<$NV, false, true>(&t, a_step, fuse),
                         }
                     }
                     i0 += 2 * MR;
@@ -533,17 +582,26 @@ macro_rules! gemm_body {
                     // half the work.
                     match ((rows - i0).min(MR), t.nr <= $L) {
                         (1, false) => kernel_1::<$NV>(&t),
-                        (2, false) => kernel::<2, $NV>(&t),
-                        (3, false) => kernel::<3, $NV>(&t),
-                        (4, false) => kernel::<4, $NV>(&t),
-                        (5, false) => kernel::<5, $NV>(&t),
-                        (_, false) => kernel::<6, $NV>(&t),
+                        (2, false) => kernel::<2, $NV, false>(&t, None),
+                        (3, false) => kernel::<3, $NV, false>(&t, None),
+                        (4, false) => kernel::<4, $NV, false>(&t, None),
+                        (5, false) => kernel::<5, $NV, false>(&t, None),
+                        (_, false) => {
+                            // The first full tile packs the next panel.
+                            let fuse = pre.take();
+                            packed |= fuse.is_some();
+                            if fuse.is_some() {
+                                kernel::<6, $NV, true>(&t, fuse)
+                            } else {
+                                kernel::<6, $NV, false>(&t, None)
+                            }
+                        }
                         (1, true) => kernel_1::<1>(&t),
-                        (2, true) => kernel::<2, 1>(&t),
-                        (3, true) => kernel::<3, 1>(&t),
-                        (4, true) => kernel::<4, 1>(&t),
-                        (5, true) => kernel::<5, 1>(&t),
-                        (_, true) => kernel::<6, 1>(&t),
+                        (2, true) => kernel::<2, 1, false>(&t, None),
+                        (3, true) => kernel::<3, 1, false>(&t, None),
+                        (4, true) => kernel::<4, 1, false>(&t, None),
+                        (5, true) => kernel::<5, 1, false>(&t, None),
+                        (_, true) => kernel::<6, 1, false>(&t, None),
                     }
                 }
                 i0 += MR;
@@ -552,6 +610,27 @@ macro_rules! gemm_body {
                     unsafe {
                         t.a = t.a.add(a_step);
                         t.c = t.c.add(MR * t.ldc);
+                    }
+                }
+            }
+            packed
+        }
+
+        /// Row `p` of the panel `pre` describes, NR floats, into its spare
+        /// panel (a fused kernel's share of the next panel's packing).
+        ///
+        /// # Safety
+        /// `pre` is `Some` and row p < kc of its panel lies in B (`V·L ==
+        /// NR` floats from `src + p·rsb`) and in the spare panel.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn copy_row<const V: usize>(pre: Option<Pre>, p: usize) {
+            if let Some(pre) = pre {
+                for v in 0..V {
+                    // SAFETY: row p < kc, columns v·L .. + L <= NR (contract).
+                    unsafe {
+                        let x = load(pre.src.add(p * pre.rsb + v * $L));
+                        store(pre.dst.add(p * NR + v * $L), x);
                     }
                 }
             }
@@ -565,9 +644,16 @@ macro_rules! gemm_body {
         /// R x nr block of C (nr <= V·L), all in bounds.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn kernel<const R: usize, const V: usize>(t: &Tile) {
+        unsafe fn kernel<const R: usize, const V: usize, const FUSE: bool>(
+            t: &Tile,
+            pre: Option<Pre>,
+        ) {
             let mut acc = [[zero(); V]; R];
             for p in 0..t.kc {
+                if FUSE {
+                    // SAFETY: forwarded contract (p < kc).
+                    unsafe { copy_row::<V>(pre, p) };
+                }
                 let mut bv = [zero(); V];
                 for (v, x) in bv.iter_mut().enumerate() {
                     // SAFETY: p < kc, v * LANES < NR: inside the panel (contract).
@@ -594,9 +680,17 @@ macro_rules! gemm_body {
         /// As [`kernel`] for both tiles, and C's 2·MR rows at `t.c`.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn kernel_pair<const V: usize, const UNIT: bool>(t: &Tile, a_step: usize) {
+        unsafe fn kernel_pair<const V: usize, const UNIT: bool, const FUSE: bool>(
+            t: &Tile,
+            a_step: usize,
+            pre: Option<Pre>,
+        ) {
             let mut acc = [[zero(); V]; 2 * MR];
             for p in 0..t.kc {
+                if FUSE {
+                    // SAFETY: forwarded contract (p < kc).
+                    unsafe { copy_row::<V>(pre, p) };
+                }
                 let mut bv = [zero(); V];
                 for (v, x) in bv.iter_mut().enumerate() {
                     // SAFETY: p < kc, v * LANES < NR: inside the panel (contract).
