@@ -250,30 +250,6 @@ macro_rules! gemm_body {
             }
             // Few rows of A: reading B in place beats packing it.
             let direct = csb == 1 && few_rows;
-            // SAFETY: forwarded contract; j0 <= n.
-            unsafe { blocked(g, a, b, c, j0, direct) };
-        }
-
-        /// The general path, over columns `j_start..n` of C: for each KC
-        /// block of k and each MC block of rows (which then stays in L2,
-        /// packed when that pays, see below), each NR panel of B, packed in
-        /// turn (in L1) or with `direct` read in place, meets every MR-row
-        /// tile of the block. Every element of C is one FMA chain per KC
-        /// block, the blocks added in order, so results are those of any row
-        /// split.
-        ///
-        /// # Safety
-        /// As [`gemm`], with m, n, k > 0, `j_start <= n`, and B not
-        /// transposed when `direct`.
-        #[target_feature(enable = $feat)]
-        unsafe fn blocked(
-            g: &Gemm,
-            a: &[f32],
-            b: &[f32],
-            c: &mut [f32],
-            j_start: usize,
-            direct: bool,
-        ) {
             // A stored row by row is read in place: a tile's MR rows are MR
             // streams the caches follow, and packing them (one float at a
             // time) cost more than it saved (measured: `head_to_head`). A
@@ -282,12 +258,13 @@ macro_rules! gemm_body {
             // at every step of k. Measured (`head_to_head`, Sapphire Rapids,
             // 48 KiB L1): reading Aᵀ in place is 6-19% faster up to 8 panels
             // of B (256 columns), packing 6% faster at 16 (512 columns).
-            if g.trans_a && g.k > 128 && g.n - j_start > 8 * NR {
-                // SAFETY: forwarded contract.
-                unsafe { blocked_packing_a(g, a, b, c, j_start, direct) }
-            } else {
-                // SAFETY: forwarded contract.
-                unsafe { blocked_with(g, a, b, c, j_start, direct, None) }
+            // SAFETY: forwarded contract; j0 <= n.
+            unsafe {
+                if g.trans_a && k > 128 && n - j0 > 8 * NR {
+                    blocked_packing_a(g, a, b, c, j0, direct)
+                } else {
+                    blocked(g, a, b, c, j0, direct, None)
+                }
             }
         }
 
@@ -296,7 +273,7 @@ macro_rules! gemm_body {
         /// reserve (and probe) its stack.
         ///
         /// # Safety
-        /// As [`blocked`].
+        /// As [`blocked`], A stored transposed.
         #[inline(never)]
         #[target_feature(enable = $feat)]
         unsafe fn blocked_packing_a(
@@ -309,17 +286,23 @@ macro_rules! gemm_body {
         ) {
             let mut apanel = APanel([MaybeUninit::uninit(); MC * KC]);
             // SAFETY: forwarded contract.
-            unsafe { blocked_with(g, a, b, c, j_start, direct, Some(&mut apanel.0)) }
+            unsafe { blocked(g, a, b, c, j_start, direct, Some(&mut apanel.0)) }
         }
 
-        /// The loop nest of [`blocked`]; A is packed into `apanel` block by
-        /// block when one is given, else read in place.
+        /// The general path, over columns `j_start..n` of C: for each KC
+        /// block of k and each MC block of rows (which then stays in L2,
+        /// packed into `apanel` when one is given, else read in place: all
+        /// m rows at once), each NR panel of B, packed in turn (in L1) or
+        /// with `direct` read in place, meets every MR-row tile of the
+        /// block. Every element of C is one FMA chain per KC block, the
+        /// blocks added in order, so results are those of any row split.
         ///
         /// # Safety
-        /// As [`blocked`].
+        /// As [`gemm`], with m, n, k > 0, `j_start <= n`, B not transposed
+        /// when `direct`, and A stored transposed when `apanel` is given.
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = $feat)]
-        unsafe fn blocked_with(
+        unsafe fn blocked(
             g: &Gemm,
             a: &[f32],
             b: &[f32],
