@@ -1,9 +1,10 @@
 //! ember against `matrixmultiply` and the `gemm` crate, interleaved: on a host whose speed drifts
 //! by 20% within a minute (this project's 2-vCPU guest), criterion's
 //! back-to-back groups can measure the two at different speeds. Here each
-//! round times every shape and layout, the two contenders back to back, each
+//! round times every shape and layout, the three contenders back to back, each
 //! the best of a few repetitions; after `ROUNDS` rounds each side's best is
-//! reported: both then see the host at its fastest. One thread, the active ISA. Run with
+//! reported: all then see the host at its fastest. One thread, the active ISA
+//! (`EMBER_BENCH_ISA` picks ember's). Run with
 //! `cargo bench --bench head_to_head`; prints a markdown table (GFLOPS).
 
 use ember::matmul::{gemm_on, Dims, Gemm};

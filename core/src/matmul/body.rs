@@ -533,9 +533,9 @@ macro_rules! gemm_body {
                     // read in place, or A packed): constant offsets instead
                     // of twelve address sums per step.
                     let unit = t.rsa == 1 && a_step == MR;
-                    // The first pair packs the next panel (only ever asked
-                    // for beside a full panel).
-                    let fuse = pre.take();
+                    // The first pair over a full panel packs the next one
+                    // (`pre` is only ever given beside a full panel).
+                    let fuse = if t.nr > $L { pre.take() } else { None };
                     packed |= fuse.is_some();
                     // SAFETY: forwarded contract: rows i0..i0 + 2·MR exist,
                     // the second tile's A a_step on.
